@@ -1,0 +1,138 @@
+"""Shared by every rule module: the validated config, the defect plan, target functions."""
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.defects import plan_defects
+
+BASE_DIR = Path(workflow.basedir)
+
+
+# --- configuration: validated (schema + semantics) before any job is scheduled ------------
+
+try:
+    _validated = validate_config(config, BASE_DIR)
+    PLAN = plan_defects(_validated, BASE_DIR, cache_dir=Path(".snakemake/perovs-dopants"))
+except ConfigError as error:
+    sys.exit(f"Invalid configuration:\n{error}")
+config.clear()
+config.update(_validated)
+
+
+wildcard_constraints:
+    host=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    defect=r"[A-Za-z0-9_.-]+",
+    element=r"[A-Z][a-z]?",
+    variant=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    dataset=r"[A-Za-z0-9_]+",
+    index=r"\d+",
+
+
+# --- settings files: one JSON per config section, rewritten only when it changes ----------
+
+
+def section_file(section):
+    """``results/config/{section}.json``: the validated section, as an input of the rules
+    that use it. Written at parse time and only when its content changes, so that a change
+    of, e.g., the CP2K settings reruns the CP2K jobs while adding a dopant reruns nothing.
+    ``run_label`` is added except to ``dft`` (a new label must not redo DFT)."""
+    content = dict(config[section]) if isinstance(config[section], dict) else config[section]
+    if section != "dft" and isinstance(content, dict):
+        content = {**content, "run_label": config["run_label"]}
+    path = Path("results/config") / f"{section}.json"
+    text = json.dumps(content, indent=1, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
+def as_cli_json(value):
+    """A value as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+# --- structures ---------------------------------------------------------------------------
+
+
+def host_names():
+    return sorted(PLAN.host_elements)
+
+
+def host_spec(host):
+    from workflow_scripts.hosts import host_specs
+
+    return host_specs(config, BASE_DIR)[host]
+
+
+def host_supercell(host):
+    return host_spec(host).get("supercell", config["defects"]["supercell"])
+
+
+def defect_pairs():
+    """Every (host, defect) of the config, in plan order."""
+    return [(d.host, d.name) for d in PLAN.defects]
+
+
+def defect_spec(host, defect):
+    for spec in PLAN.defects:
+        if spec.host == host and spec.name == defect:
+            return spec
+    raise ValueError(f"no defect {defect!r} planned for host {host!r}")
+
+
+def defect_structure_files():
+    return [f"results/structures/{host}/{defect}.json" for host, defect in defect_pairs()]
+
+
+def dataset_elements():
+    """Sorted element symbols of every host and defect structure."""
+    elements = {el for host_els in PLAN.host_elements.values() for el in host_els}
+    elements |= {d.species for d in PLAN.defects}
+    return sorted(elements)
+
+
+# --- reference data and models --------------------------------------------------------------
+
+
+def mptrj_name():
+    return config["reference"]["mptrj"]["name"]
+
+
+def omat24_name():
+    return config["reference"]["omat24"]["name"]
+
+
+def uses_standins():
+    return config["reference"]["mptrj"].get("source") == "standin"
+
+
+def dataset_file(name):
+    """Path of a labelled data set by its short name."""
+    files = {
+        "perovs_dopants": "results/dataset/test.extxyz",
+        "mptrj": f"results/reference/{mptrj_name()}/test.extxyz",
+        "omat24": f"results/reference/{omat24_name()}/test.extxyz",
+        "mptrj_cp2k_subset": f"results/reference/{mptrj_name()}/cp2k_subset.extxyz",
+    }
+    return files[name]
+
+
+def model_names():
+    return list(config["variants"]) + list(config["baselines"])
+
+
+def model_file(model):
+    variant = config["variants"].get(model)
+    if variant is None:
+        raise ValueError(f"{model!r} is a baseline, not a MACE variant with a .model file")
+    if variant["method"] == "zero_shot":
+        return "results/models/foundation.model"
+    return f"results/models/{model}.model"

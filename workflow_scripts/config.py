@@ -1,0 +1,145 @@
+"""Load and validate the workflow configuration before any job is scheduled.
+
+Two layers: the JSON schema (``schemas/``; types, ranges, unknown keys, defaults) and the
+checks a schema cannot express (element symbols, files that must exist, a variant's data).
+Checks that need a host's structure (site roles, substituent equal to the atom it replaces)
+run when the defect plan is built (:mod:`workflow_scripts.defects`). Every error names the
+config key and the offending value.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from workflow_scripts.elements import is_element
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO_ROOT / "schemas"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the key and the value."""
+
+
+def load_schema(schema_dir: Path = SCHEMA_DIR) -> dict:
+    """The top-level schema with each section file (``$ref: x.schema.yaml``) inlined."""
+    top = yaml.safe_load((schema_dir / "config.schema.yaml").read_text())
+    for key, prop in top["properties"].items():
+        ref = prop.get("$ref", "")
+        if ref.endswith(".yaml"):
+            top["properties"][key] = yaml.safe_load((schema_dir / ref).read_text())
+    return top
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in ``default`` values while it validates (jsonschema FAQ)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def key_path(parts) -> str:
+    """``hosts.SrTiO3.source`` from a jsonschema path."""
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _schema_message(error) -> str:
+    key = key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"config key '{key}': unknown key(s) {unknown} (typo?); allowed: {allowed}"
+    return f"config key '{key}': {error.message}"
+
+
+def validate_schema(config: dict, schema: dict | None = None) -> dict:
+    """Validate against the schema and return a copy with defaults filled in."""
+    filled = copy.deepcopy(config)
+    validator = _with_defaults(Draft202012Validator)(schema or load_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_schema_message(e) for e in errors))
+    return filled
+
+
+def _check_elements(values, key: str) -> None:
+    for value in values:
+        if not is_element(value):
+            raise ConfigError(f"config key '{key}': unknown element {value!r}")
+
+
+def check_semantics(config: dict, base_dir: Path) -> None:
+    """Checks beyond the schema that need no structure file to be read."""
+    defects = config["defects"]
+    for role, elements in defects["substituents"].items():
+        _check_elements(elements, f"defects.substituents.{role}")
+    for anion, elements in defects["anion_substituents"].items():
+        _check_elements([anion], f"defects.anion_substituents.{anion}")
+        _check_elements(elements, f"defects.anion_substituents.{anion}")
+        if anion in elements:
+            raise ConfigError(
+                f"config key 'defects.anion_substituents.{anion}': substituent {anion!r} "
+                "equals the atom it replaces"
+            )
+    for name, host in config["hosts"].items():
+        for role, element in host.get("site_roles", {}).items():
+            _check_elements([element], f"hosts.{name}.site_roles.{role}")
+        for role, elements in host.get("substituents", {}).items():
+            _check_elements(elements, f"hosts.{name}.substituents.{role}")
+        if host["source"] == "file":
+            if "path" not in host:
+                raise ConfigError(f"config key 'hosts.{name}.path': required for source 'file'")
+            path = base_dir / host["path"]
+            if not path.is_file():
+                raise ConfigError(
+                    f"config key 'hosts.{name}.path': structure file {host['path']!r} not found"
+                )
+        elif "path" in host:
+            raise ConfigError(
+                f"config key 'hosts.{name}.path': only valid with source 'file', "
+                f"not {host['source']!r}"
+            )
+        if host["source"] != "prototype" and "lattice_constant" in host:
+            raise ConfigError(
+                f"config key 'hosts.{name}.lattice_constant': only valid with source 'prototype'"
+            )
+    for folder in config["host_folders"]:
+        if not (base_dir / folder).is_dir():
+            raise ConfigError(f"config key 'host_folders': folder {folder!r} not found")
+    for name, variant in config["variants"].items():
+        if variant["method"] != "zero_shot" and "data" not in variant:
+            raise ConfigError(
+                f"config key 'variants.{name}.data': required for method {variant['method']!r}"
+            )
+        if variant["method"] == "zero_shot" and "data" in variant:
+            raise ConfigError(
+                f"config key 'variants.{name}.data': a zero_shot variant trains on nothing"
+            )
+
+
+def validate_config(config: dict, base_dir: Path | str = ".") -> dict:
+    """Schema + semantic validation; returns the config with defaults filled in."""
+    filled = validate_schema(config)
+    check_semantics(filled, Path(base_dir))
+    return filled
+
+
+def load_config(path: Path | str, base_dir: Path | str | None = None) -> dict:
+    """Read a YAML config file and validate it (paths relative to ``base_dir``)."""
+    path = Path(path)
+    raw: Any = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return validate_config(raw, base_dir if base_dir is not None else REPO_ROOT)

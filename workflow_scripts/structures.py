@@ -1,0 +1,100 @@
+"""Structure stage CLI: host cells, defect supercells, the manifest, Materials Project hosts.
+
+    python -m workflow_scripts.structures host --name SrTiO3 --spec '{"source": "prototype"}' \
+        --out-json results/hosts/SrTiO3.json --out-cif results/hosts/SrTiO3.cif
+    python -m workflow_scripts.structures defect --host-json results/hosts/SrTiO3.json \
+        --defect '{...DefectSpec...}' --supercell 2 2 2 --out-json X.json --out-cif X.cif
+    python -m workflow_scripts.structures manifest --out manifest.csv STRUCTURE.json ...
+    python -m workflow_scripts.structures materials-project --settings mp.json --out-folder DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from workflow_scripts.defects import DefectSpec, build_defect_structure, write_manifest
+from workflow_scripts.hosts import build_host
+
+log = logging.getLogger(__name__)
+
+
+def write_structure(structure, out_json: Path, out_cif: Path) -> None:
+    """The structure as pymatgen JSON (authoritative, with site properties) and CIF (viewing)."""
+    from pymatgen.io.cif import CifWriter
+
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(structure.as_dict(), indent=1))
+    CifWriter(structure).write_file(str(out_cif))
+
+
+def read_structure(path: Path):
+    from pymatgen.core import Structure
+
+    return Structure.from_dict(json.loads(Path(path).read_text()))
+
+
+def make_host(args) -> None:
+    spec = json.loads(args.spec)
+    structure = build_host(args.name, spec, Path(args.base_dir))
+    structure.properties = {"host": args.name, "source": spec["source"]}
+    write_structure(structure, Path(args.out_json), Path(args.out_cif))
+    log.info(
+        "host %s: %s, %d sites", args.name, structure.composition.reduced_formula, len(structure)
+    )
+
+
+def make_defect(args) -> None:
+    host = read_structure(Path(args.host_json))
+    spec = DefectSpec(**json.loads(args.defect))
+    structure = build_defect_structure(host, spec, args.supercell, host.properties["source"])
+    write_structure(structure, Path(args.out_json), Path(args.out_cif))
+    log.info("%s/%s: %s, %d atoms", spec.host, spec.name, structure.formula, len(structure))
+
+
+def make_manifest(args) -> None:
+    write_manifest([Path(p) for p in args.structures], Path(args.out))
+    log.info("manifest of %d defect structures: %s", len(args.structures), args.out)
+
+
+def fetch_materials_project(args) -> None:
+    from workflow_scripts.materials_project import fetch_hosts
+
+    settings = json.loads(Path(args.settings).read_text())
+    fetch_hosts(settings, Path(args.out_folder))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    host = sub.add_parser("host", help="one host cell with A/B/X roles")
+    host.add_argument("--name", required=True)
+    host.add_argument("--spec", required=True, help="the host's config entry as JSON")
+    host.add_argument("--base-dir", default=".", help="structure paths are relative to this")
+    host.add_argument("--out-json", required=True)
+    host.add_argument("--out-cif", required=True)
+    host.set_defaults(func=make_host)
+    defect = sub.add_parser("defect", help="one defect supercell")
+    defect.add_argument("--host-json", required=True)
+    defect.add_argument("--defect", required=True, help="the DefectSpec as JSON")
+    defect.add_argument("--supercell", type=int, nargs=3, required=True)
+    defect.add_argument("--out-json", required=True)
+    defect.add_argument("--out-cif", required=True)
+    defect.set_defaults(func=make_defect)
+    manifest = sub.add_parser("manifest", help="CSV manifest of defect structures")
+    manifest.add_argument("--out", required=True)
+    manifest.add_argument("structures", nargs="+")
+    manifest.set_defaults(func=make_manifest)
+    mp = sub.add_parser("materials-project", help="query host perovskites (needs MP_API_KEY)")
+    mp.add_argument("--settings", required=True, help="JSON of the materials_project section")
+    mp.add_argument("--out-folder", required=True)
+    mp.set_defaults(func=fetch_materials_project)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
