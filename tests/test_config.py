@@ -1,0 +1,125 @@
+"""Config validation: schema defaults, clear errors naming key and value, dry-run job counts."""
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow_scripts.config import REPO_ROOT, ConfigError, load_config, validate_config
+from workflow_scripts.defects import plan_defects
+
+MINIMAL = {
+    "hosts": {"SrTiO3": {"source": "prototype"}},
+    "defects": {"supercell": [2, 1, 1], "substituents": {"A": ["Ba"], "B": ["Zr"]}},
+}
+
+
+def test_defaults_are_filled():
+    config = validate_config(copy.deepcopy(MINIMAL), REPO_ROOT)
+    assert config["defects"]["vacancies"] == ["A", "B"]
+    assert config["dft"]["cutoff"] > 0
+    assert config["mace"]["hyperparameters"]["lr"] == pytest.approx(1e-5)
+
+
+def test_study_and_demo_configs_are_valid():
+    study = load_config(REPO_ROOT / "config.yaml")
+    assert study["mace"]["hyperparameters"]["lr"] == pytest.approx(1e-5)
+    assert study["mace"]["hyperparameters"]["max_num_epochs"] == 20
+    assert {"Fe", "N", "Nd"} <= set(study["defects"]["substituents"]["A"]) | {"N"}
+    load_config(REPO_ROOT / "demo/config.yaml")
+
+
+def mutated(path, value):
+    config = copy.deepcopy(MINIMAL)
+    *parents, last = path
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("defects", "substituents", "A"), ["Xx"], r"defects\.substituents\.A.*unknown element 'Xx'"),
+        (("defects", "supercell"), [2, 0, 2], r"defects\.supercell\.1.*less than the minimum of 1"),
+        (("defects", "supercell"), [2, -1, 2], r"defects\.supercell\.1"),
+        (("mace", "hyperparameters", "lr"), 0, r"mace\.hyperparameters\.lr.*0"),
+        (("mace", "hyperparameters", "lr"), -1e-5, r"mace\.hyperparameters\.lr"),
+        (("defects", "substituent"), {"A": ["Fe"]}, r"'defects'.*unknown key.*'substituent'.*typo"),
+        (("dft", "cutof"), 400, r"'dft'.*unknown key.*'cutof'"),
+        (("hosts", "SrTiO3", "source"), "protoype", r"hosts\.SrTiO3\.source.*'protoype'"),
+        (("hosts", "CaTiO3"), {"source": "file", "path": "nope/CaTiO3.cif"},
+         r"hosts\.CaTiO3\.path.*'nope/CaTiO3\.cif' not found"),
+        (("defects", "anion_substituents"), {"O": ["O"]},
+         r"defects\.anion_substituents\.O.*'O' equals the atom it replaces"),
+        (("hosts", "SrTiO3", "site_roles"), {"A": "Qq"}, r"hosts\.SrTiO3\.site_roles\.A.*'Qq'"),
+    ],
+)  # fmt: skip
+def test_malformed_config_is_rejected_naming_the_key(path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        config = validate_config(mutated(path, value), REPO_ROOT)
+        plan_defects(config, REPO_ROOT)
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ({"source": "prototype", "site_roles": {"A": "Ba"}},
+         r"hosts\.SrTiO3\.site_roles\.A.*'Ba' is not in host SrTiO3"),
+        ({"source": "prototype", "substituents": {"B": ["Ti"]}},
+         r"hosts\.SrTiO3\.substituents\.B.*'Ti' equals the atom it replaces"),
+    ],
+)  # fmt: skip
+def test_host_dependent_errors_name_the_key(host, message):
+    config = validate_config(mutated(("hosts", "SrTiO3"), host), REPO_ROOT)
+    with pytest.raises(ConfigError, match=message):
+        plan_defects(config, REPO_ROOT)
+
+
+def dry_run(config: dict, workdir: Path) -> dict[str, int]:
+    """Job counts per rule of `snakemake -n` for a config, run in its own directory."""
+    workdir.mkdir(parents=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(config_file),
+         "--replace-workflow-config", "--quiet", "rules"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.MULTILINE))
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+def test_adding_a_substituent_adds_exactly_its_jobs(tmp_path):
+    before = copy.deepcopy(MINIMAL)
+    after = copy.deepcopy(MINIMAL)
+    after["defects"]["substituents"]["B"] = ["Zr", "Hf"]
+    counts_before = dry_run(before, tmp_path / "before")
+    counts_after = dry_run(after, tmp_path / "after")
+    assert counts_before["defect_structure"] == 4  # Ba on A, Zr on B, vac A, vac B
+    assert counts_after["defect_structure"] == counts_before["defect_structure"] + 1
+    for rule, count in counts_after.items():
+        if rule not in {"defect_structure", "total"} and not rule.startswith("cp2k"):
+            assert count == counts_before[rule], rule
+
+
+def test_snakemake_stops_before_scheduling_on_a_bad_config(tmp_path):
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(mutated(("defects", "supercell"), [0, 1, 1])))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(config_file),
+         "--replace-workflow-config"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "config key 'defects.supercell.0'" in result.stderr + result.stdout
+    assert not (tmp_path / "results" / "structures").exists()
