@@ -1,7 +1,7 @@
 """perovs-dopants: doped-perovskite DFT data and MACE finetuning, end to end.
 
-    snakemake --profile profiles/demo all      # laptop demo (demo/config.yaml)
-    snakemake --profile profiles/slurm all     # the study (config.yaml) on a SLURM cluster
+snakemake --profile profiles/demo all      # laptop demo (demo/config.yaml)
+snakemake --profile profiles/slurm all     # the study (config.yaml) on a SLURM cluster
 """
 
 from snakemake.utils import min_version
@@ -12,12 +12,22 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+wildcard_constraints:
+    host=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    defect=r"[A-Za-z0-9_.-]+",
+    element=r"[A-Z][a-z]?",
+    variant=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    dataset=r"[A-Za-z0-9_]+",
+    index=r"\d+",
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
 
 
 rule all:
+    default_target: True
     input:
         defect_structure_files(),
         "results/structures/manifest.csv",
-    default_target: True

@@ -1,4 +1,4 @@
-"""Shared by every rule module: the validated config, the defect plan, target functions."""
+"""Shared by all rule modules (the validated config, the defect plan, target functions)."""
 
 import json
 import os
@@ -16,21 +16,13 @@ BASE_DIR = Path(workflow.basedir)
 
 try:
     _validated = validate_config(config, BASE_DIR)
-    PLAN = plan_defects(_validated, BASE_DIR, cache_dir=Path(".snakemake/perovs-dopants"))
+    PLAN = plan_defects(
+        _validated, BASE_DIR, cache_dir=Path(".snakemake/perovs-dopants")
+    )
 except ConfigError as error:
     sys.exit(f"Invalid configuration:\n{error}")
 config.clear()
 config.update(_validated)
-
-
-wildcard_constraints:
-    host=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    defect=r"[A-Za-z0-9_.-]+",
-    element=r"[A-Z][a-z]?",
-    variant=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-    dataset=r"[A-Za-z0-9_]+",
-    index=r"\d+",
 
 
 # --- settings files: one JSON per config section, rewritten only when it changes ----------
@@ -41,7 +33,9 @@ def section_file(section):
     that use it. Written at parse time and only when its content changes, so that a change
     of, e.g., the CP2K settings reruns the CP2K jobs while adding a dopant reruns nothing.
     ``run_label`` is added except to ``dft`` (a new label must not redo DFT)."""
-    content = dict(config[section]) if isinstance(config[section], dict) else config[section]
+    content = (
+        dict(config[section]) if isinstance(config[section], dict) else config[section]
+    )
     if section != "dft" and isinstance(content, dict):
         content = {**content, "run_label": config["run_label"]}
     path = Path("results/config") / f"{section}.json"
@@ -76,6 +70,12 @@ def host_supercell(host):
     return host_spec(host).get("supercell", config["defects"]["supercell"])
 
 
+def host_structure_input(wildcards):
+    """The host's structure file, for hosts read from a file."""
+    spec = host_spec(wildcards.host)
+    return [spec["path"]] if "path" in spec else []
+
+
 def defect_pairs():
     """Every (host, defect) of the config, in plan order."""
     return [(d.host, d.name) for d in PLAN.defects]
@@ -89,7 +89,9 @@ def defect_spec(host, defect):
 
 
 def defect_structure_files():
-    return [f"results/structures/{host}/{defect}.json" for host, defect in defect_pairs()]
+    return [
+        f"results/structures/{host}/{defect}.json" for host, defect in defect_pairs()
+    ]
 
 
 def dataset_elements():
@@ -132,7 +134,9 @@ def model_names():
 def model_file(model):
     variant = config["variants"].get(model)
     if variant is None:
-        raise ValueError(f"{model!r} is a baseline, not a MACE variant with a .model file")
+        raise ValueError(
+            f"{model!r} is a baseline, not a MACE variant with a .model file"
+        )
     if variant["method"] == "zero_shot":
         return "results/models/foundation.model"
     return f"results/models/{model}.model"

@@ -1,27 +1,22 @@
 """Hosts -> defect supercells -> manifest (workflow_scripts.structures)."""
 
 
-def host_structure_input(wildcards):
-    spec = host_spec(wildcards.host)
-    return [spec["path"]] if "path" in spec else []
-
-
 rule host_structure:
     input:
         host_structure_input,
     output:
         json="results/hosts/{host}.json",
         cif="results/hosts/{host}.cif",
-    params:
-        spec=lambda wildcards: as_cli_json(host_spec(wildcards.host)),
     log:
         "logs/structures/host_{host}.log",
+    conda:
+        "../envs/structures.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/structures.yaml"
+    params:
+        spec=lambda wildcards: as_cli_json(host_spec(wildcards.host)),
     shell:
         "python -m workflow_scripts.structures host --name {wildcards.host}"
         " --spec {params.spec} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
@@ -33,19 +28,19 @@ rule defect_structure:
     output:
         json="results/structures/{host}/{defect}.json",
         cif="results/structures/{host}/{defect}.cif",
+    log:
+        "logs/structures/{host}/{defect}.log",
+    conda:
+        "../envs/structures.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         defect=lambda wildcards: as_cli_json(
             defect_spec(wildcards.host, wildcards.defect).__dict__
         ),
         supercell=lambda wildcards: " ".join(map(str, host_supercell(wildcards.host))),
-    log:
-        "logs/structures/{host}/{defect}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/structures.yaml"
     shell:
         "python -m workflow_scripts.structures defect --host-json {input.host}"
         " --defect {params.defect} --supercell {params.supercell}"
@@ -59,31 +54,32 @@ rule defect_manifest:
         "results/structures/manifest.csv",
     log:
         "logs/structures/manifest.log",
+    conda:
+        "../envs/structures.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/structures.yaml"
     shell:
         "python -m workflow_scripts.structures manifest --out {output} {input} > {log} 2>&1"
 
 
 rule materials_project_hosts:
     """Query the Materials Project for host perovskites (needs MP_API_KEY); the CIFs it
-    writes become hosts of the next run. Run it explicitly: `snakemake materials_project_hosts`."""
+    writes become hosts of the next run. Run it explicitly: `snakemake materials_project_hosts`.
+    """
     input:
         settings=section_file("materials_project"),
     output:
         directory(config["materials_project"]["output_folder"]),
     log:
         "logs/structures/materials_project.log",
+    conda:
+        "../envs/structures.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/structures.yaml"
     shell:
         "python -m workflow_scripts.structures materials-project --settings {input.settings}"
         " --out-folder {output} > {log} 2>&1"
