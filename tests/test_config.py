@@ -46,7 +46,7 @@ def mutated(path, value):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("defects", "substituents", "A"), ["Xx"], r"defects\.substituents\.A.*unknown element 'Xx'"),
+        (("defects", "substituents", "A"), ["Xx"], r"substituents\.A.*unknown element 'Xx'"),
         (("defects", "supercell"), [2, 0, 2], r"defects\.supercell\.1.*less than the minimum of 1"),
         (("defects", "supercell"), [2, -1, 2], r"defects\.supercell\.1"),
         (("mace", "hyperparameters", "lr"), 0, r"mace\.hyperparameters\.lr.*0"),

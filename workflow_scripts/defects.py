@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workflow_scripts.config import ConfigError
-from workflow_scripts.elements import unpaired_electrons
 
 MANIFEST_COLUMNS = (
     "host",
@@ -124,6 +123,44 @@ def host_defects(host: str, host_structure, host_spec: dict, defects_cfg: dict) 
     return specs
 
 
+SUBSHELL_CAPACITY = {"s": 2, "p": 6, "d": 10, "f": 14}
+
+
+def initial_magmom(element: str, oxidation_state: int) -> float:
+    """High-spin unpaired electrons of ``element`` in the oxidation state of the site it takes.
+
+    An isovalent ion is the natural first guess for a substituent (Fe on the Ti4+ site of
+    SrTiO3 -> Fe4+ d4 -> 4 μB; Zr on Ti4+ -> d0 -> 0). Electrons leave the highest n first (4s
+    before 3d); charges beyond the element's highest known oxidation state are capped there.
+    """
+    from pymatgen.core import Element
+
+    el = Element(element)
+    charge = oxidation_state
+    if charge > 0 and el.oxidation_states:
+        charge = min(charge, max(el.oxidation_states))
+    shells = [[n, kind, occ] for n, kind, occ in el.full_electronic_structure]
+    if charge > 0:
+        for shell in sorted(shells, key=lambda s: (s[0], "spdf".index(s[1])), reverse=True):
+            taken = min(shell[2], charge)
+            shell[2] -= taken
+            charge -= taken
+            if charge == 0:
+                break
+    elif charge < 0:
+        outer = max(shells, key=lambda s: (s[0], "spdf".index(s[1])))
+        outer[2] = min(outer[2] - charge, SUBSHELL_CAPACITY[outer[1]])
+    return float(sum(min(occ, SUBSHELL_CAPACITY[kind] - occ) for _, kind, occ in shells))
+
+
+def site_oxidation_states(host_structure) -> dict[str, int]:
+    """Most likely oxidation state of each host element (0 where none is found)."""
+    guesses = host_structure.composition.element_composition.oxi_state_guesses(max_sites=-1)
+    if not guesses:
+        return {}
+    return {element: round(oxi) for element, oxi in guesses[0].items()}
+
+
 def _make_defect(host_structure, spec: DefectSpec):
     from pymatgen.analysis.defects.core import Substitution, Vacancy
     from pymatgen.core import PeriodicSite
@@ -146,11 +183,13 @@ def build_defect_structure(host_structure, spec: DefectSpec, supercell, source: 
     from workflow_scripts.sites import role_elements
 
     role_of = {element: role for role, element in role_elements(host_structure).items()}
+    oxidation_state = site_oxidation_states(host_structure).get(spec.replaced, 0)
+    moment = initial_magmom(spec.species, oxidation_state) if spec.kind == "substitution" else 0
     roles, magmoms = [], []
     for site in structure:
         is_defect_site = spec.kind == "substitution" and site.distance(defect_site) < 1e-3
         roles.append(spec.role if is_defect_site else role_of[site.specie.symbol])
-        magmoms.append(float(unpaired_electrons(spec.species)) if is_defect_site else 0.0)
+        magmoms.append(moment if is_defect_site else 0.0)
     structure.add_site_property("role", roles)
     structure.add_site_property("magmom", magmoms)
     structure.properties = {**asdict(spec), "defect": spec.name, "source": source}

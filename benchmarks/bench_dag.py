@@ -1,0 +1,91 @@
+"""DAG scale: Snakemake bookkeeping at study scale and beyond.
+
+A generated config with >= 1,000 defect structures (18 hosts x the study's substituents) and
+2,000 MPtrj single points: the dry-run time from nothing, and the time of a no-op run after
+every output exists (outputs marked complete with `snakemake --touch`). Baseline: a plain
+Snakefile with one rule and the same number of jobs, i.e. Snakemake's own cost.
+Targets: dry run <= 10 s, no-op rerun <= 15 s.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+A_ELEMENTS = ["Sr", "Ba", "Ca"]
+B_ELEMENTS = ["Ti", "Zr", "Hf", "Sn", "Ce", "Mo"]
+
+
+def big_config(n_single_points: int, quick: bool) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    hosts = {f"{a}{b}O3": {"source": "prototype", "lattice_constant": 4.0}
+             for a in A_ELEMENTS for b in B_ELEMENTS}  # fmt: skip
+    if quick:
+        hosts = dict(list(hosts.items())[:2])
+    config["hosts"] = hosts
+    config["reference"]["mptrj"]["cp2k_subset_size"] = n_single_points
+    return config
+
+
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
+         "--directory", str(workdir), "--cores", "1", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return elapsed, result.stdout + result.stderr
+
+
+def job_count(output: str) -> int:
+    match = re.search(r"^total\s+(\d+)$", output, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def baseline_snakefile(workdir: Path, n_jobs: int) -> Path:
+    path = workdir / "Baseline.smk"
+    path.write_text(
+        f"rule all:\n    input: expand('out/{{i}}.txt', i=range({n_jobs}))\n\n"
+        "rule one:\n    output: 'out/{i}.txt'\n    shell: 'touch {output}'\n"
+    )
+    return path
+
+
+def run(quick: bool) -> list[dict]:
+    n_single_points = 50 if quick else 2000
+    with tempfile.TemporaryDirectory(prefix="bench_dag_") as tmp:
+        ours, base = Path(tmp) / "ours", Path(tmp) / "baseline"
+        ours.mkdir()
+        base.mkdir()
+        config_file = ours / "config.yaml"
+        config_file.write_text(yaml.safe_dump(big_config(n_single_points, quick)))
+        common = ("--configfile", str(config_file), "--replace-workflow-config")
+        snakemake(ours, "-n", "--quiet", "rules", *common)  # warm the defect-plan cache
+        dry, output = snakemake(ours, "-n", "--quiet", "rules", *common)
+        n_jobs = job_count(output)
+        n_defects = int(re.search(r"^defect_structure\s+(\d+)$", output, re.MULTILINE).group(1))
+        snakemake(ours, "--touch", *common)
+        noop, output = snakemake(ours, *common)
+        assert "Nothing to be done" in output, output[-2000:]
+        snakefile = baseline_snakefile(base, n_jobs)
+        base_dry, _ = snakemake(base, "-n", "--quiet", "rules", snakefile=snakefile)
+        snakemake(base, "--touch", snakefile=snakefile)
+        base_noop, _ = snakemake(base, snakefile=snakefile)
+    size = f"{n_jobs} jobs, {n_defects} defect structures, {n_single_points} MPtrj single points"
+    return [
+        {"benchmark": "dag_dry_run", "measured": dry, "baseline": base_dry, "unit": "s",
+         "ratio": dry / base_dry, "target": "<= 10 s", "met": dry <= 10.0,
+         "notes": f"{size}; baseline: one-rule Snakefile with as many jobs"},
+        {"benchmark": "dag_noop_rerun", "measured": noop, "baseline": base_noop, "unit": "s",
+         "ratio": noop / base_noop, "target": "<= 15 s", "met": noop <= 15.0, "notes": size},
+    ]  # fmt: skip
