@@ -1,0 +1,281 @@
+"""Analysis: the study's figures (PNG + the CSV of their numbers) and the report's tables.
+
+Figures land in results/figures/{name}.png with {name}.csv beside it; each is flagged for
+`snakemake --report report.html` with a caption from report/.
+`analysis_plan.analysis_targets(config, metric_tables)` lists them for the `all` rule.
+"""
+
+from workflow_scripts.analysis import plan as analysis_plan
+
+FIGURE_CAPTION = "../report/figure_table.rst"
+
+
+rule analysis_embedding_sample:
+    input:
+        pool=f"results/reference/{mptrj_name()}/pool.extxyz",
+    output:
+        analysis_plan.embedding_sample_file(mptrj_name()),
+    log:
+        "logs/analysis/embedding_sample.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        size=config["analysis"]["embedding_sample_size"],
+        seed=config["analysis"]["seed"],
+    shell:
+        "python -m workflow_scripts.analysis.embeddings sample --pool {input.pool}"
+        " --size {params.size} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule analysis_force_shift_density:
+    input:
+        reference=dataset_file("mptrj_cp2k_subset"),
+        predictions=lambda w: analysis_plan.predictions_file(
+            analysis_plan.required_model(config, "pretrained"), "mptrj_cp2k_subset"
+        ),
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/force_shift_density.png",
+            caption="../report/force_shift_density.rst",
+            category="1. DFT-code shift",
+            subcategory="Fig. 1: force distributions",
+        ),
+        table=report(
+            "results/figures/force_shift_density.csv",
+            caption=FIGURE_CAPTION,
+            category="1. DFT-code shift",
+            subcategory="Fig. 1: force distributions",
+        ),
+        summary=report(
+            "results/figures/force_shift_density_summary.csv",
+            caption="../report/force_shift_summary.rst",
+            category="1. DFT-code shift",
+            subcategory="Fig. 1: force distributions",
+        ),
+    log:
+        "logs/analysis/force_shift_density.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        dataset=mptrj_name(),
+        model=lambda w: analysis_plan.required_model(config, "pretrained"),
+        label_source=f"{mptrj_name()} label" if uses_standins() else "VASP",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.force_shift density"
+        " --reference {input.reference} --predictions {input.predictions}"
+        " --settings {input.settings} --dataset-name {params.dataset:q}"
+        " --model-name {params.model:q} --label-source {params.label_source:q}"
+        " --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_force_shift_periodic_table:
+    input:
+        reference=dataset_file("mptrj_cp2k_subset"),
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/force_shift_periodic_table.png",
+            caption="../report/force_shift_periodic_table.rst",
+            category="1. DFT-code shift",
+            subcategory="Fig. A1: per-element force difference",
+        ),
+        table=report(
+            "results/figures/force_shift_periodic_table.csv",
+            caption=FIGURE_CAPTION,
+            category="1. DFT-code shift",
+            subcategory="Fig. A1: per-element force difference",
+        ),
+    log:
+        "logs/analysis/force_shift_periodic_table.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        dataset=mptrj_name(),
+        label_source=f"{mptrj_name()} label" if uses_standins() else "VASP",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.force_shift"
+        " periodic-table --reference {input.reference} --settings {input.settings}"
+        " --dataset-name {params.dataset:q} --label-source {params.label_source:q}"
+        " --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_embedding_maps:
+    input:
+        descriptors=lambda w: analysis_plan.map_descriptor_files(config),
+        predictions=lambda w: analysis_plan.map_prediction_files(config),
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/embedding_maps.png",
+            caption="../report/embedding_maps.rst",
+            category="2. Embeddings",
+            subcategory="Fig. 2: t-SNE and PHATE per model",
+        ),
+        table=report(
+            "results/figures/embedding_maps.csv",
+            caption=FIGURE_CAPTION,
+            category="2. Embeddings",
+            subcategory="Fig. 2: t-SNE and PHATE per model",
+        ),
+    log:
+        "logs/analysis/embedding_maps.log",
+    benchmark:
+        "benchmarks/analysis/embedding_maps.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        models=lambda w: analysis_plan.model_flags(config),
+        datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
+        error_dataset=analysis_plan.ERROR_DATASET,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings maps"
+        " --settings {input.settings} {params.models} {params.datasets}"
+        " --error-dataset {params.error_dataset} --descriptors-dir results/descriptors"
+        " --predictions-dir results/predictions --threads {threads}"
+        " --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_dataset_coverage:
+    input:
+        descriptors=lambda w: analysis_plan.coverage_descriptor_files(config),
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/dataset_coverage_tsne.png",
+            caption="../report/dataset_coverage_tsne.rst",
+            category="3. Dataset",
+            subcategory="Fig. 3b: chemical-space coverage",
+        ),
+        table=report(
+            "results/figures/dataset_coverage_tsne.csv",
+            caption=FIGURE_CAPTION,
+            category="3. Dataset",
+            subcategory="Fig. 3b: chemical-space coverage",
+        ),
+    log:
+        "logs/analysis/dataset_coverage_tsne.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        model=lambda w: analysis_plan.required_model(config, "pretrained"),
+        datasets=analysis_plan.dataset_flags(config, analysis_plan.COVERAGE_DATASETS),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings coverage"
+        " --settings {input.settings} --model {params.model:q} {params.datasets}"
+        " --descriptors-dir results/descriptors --threads {threads}"
+        " --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_element_distribution:
+    input:
+        manifest="results/structures/manifest.csv",
+        hosts=expand("results/hosts/{host}.json", host=host_names()),
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/element_distribution.png",
+            caption="../report/element_distribution.rst",
+            category="3. Dataset",
+            subcategory="Fig. 3a: element distribution",
+        ),
+        table=report(
+            "results/figures/element_distribution.csv",
+            caption=FIGURE_CAPTION,
+            category="3. Dataset",
+            subcategory="Fig. 3a: element distribution",
+        ),
+    log:
+        "logs/analysis/element_distribution.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        dataset=config["dataset"]["name"],
+    shell:
+        "python -m workflow_scripts.analysis.element_distribution --manifest {input.manifest}"
+        " --hosts-dir results/hosts --settings {input.settings}"
+        " --dataset-name {params.dataset:q} --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_per_substituent:
+    input:
+        metrics="results/metrics/per_substituent.csv",
+        settings=section_file("analysis"),
+    output:
+        figure=report(
+            "results/figures/per_substituent_errors.png",
+            caption="../report/per_substituent_errors.rst",
+            category="4. Errors",
+            subcategory="Errors per substituent",
+        ),
+        table=report(
+            "results/figures/per_substituent_errors.csv",
+            caption=FIGURE_CAPTION,
+            category="4. Errors",
+            subcategory="Errors per substituent",
+        ),
+    log:
+        "logs/analysis/per_substituent_errors.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        dataset=config["dataset"]["name"],
+        test_set=analysis_plan.ERROR_DATASET,
+    shell:
+        "python -m workflow_scripts.analysis.per_substituent --metrics {input.metrics}"
+        " --test-set {params.test_set} --settings {input.settings}"
+        " --dataset-name {params.dataset:q} --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_metric_table:
+    input:
+        "results/metrics/{table}.csv",
+    output:
+        report(
+            "results/report/{table}.html",
+            caption="../report/metric_table.rst",
+            category="5. Metric tables",
+        ),
+    log:
+        "logs/analysis/metric_table_{table}.log",
+    wildcard_constraints:
+        table=r"[A-Za-z0-9_]+",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        title=lambda w: w.table.replace("_", " "),
+    shell:
+        "python -m workflow_scripts.analysis.tables html --csv {input} --title {params.title:q}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,430 @@
+"""Embedding maps: per-structure mean MACE descriptors drawn with t-SNE and PHATE.
+
+    python -m workflow_scripts.analysis.embeddings sample \
+        --pool results/reference/MPtrj/pool.extxyz --size 10000 --seed 0 \
+        --out results/analysis/MPtrj/embedding_sample.extxyz
+    python -m workflow_scripts.analysis.embeddings maps --settings results/config/analysis.json \
+        --model pretrained=MACE-MP-0b3 --model standard=ft-dopants-standard \
+        --model multihead=ft-dopants-multihead \
+        --dataset mptrj_embedding_sample=MPtrj --dataset omat24=OMat24 \
+        --dataset perovs_dopants=Perovs-Dopants --error-dataset perovs_dopants \
+        --descriptors-dir results/descriptors --predictions-dir results/predictions \
+        --out results/figures/embedding_maps.png
+    python -m workflow_scripts.analysis.embeddings coverage --settings ... --model MACE-MP-0b3 \
+        --dataset mptrj_embedding_sample=MPtrj --dataset perovs_dopants=Perovs-Dopants \
+        --descriptors-dir results/descriptors --out results/figures/dataset_coverage_tsne.png
+
+Descriptors are ``{descriptors-dir}/{model}/{dataset}.npy`` (one row per frame of the data
+set, in file order); energy errors come from ``{predictions-dir}/{model}/{dataset}.extxyz``
+(``MACE_energy`` against ``REF_energy``, eV/atom). ``maps`` draws t-SNE (top) and PHATE
+(bottom) per model, coloured by data set; the PHATE maps of every model but the
+``pretrained`` one colour the error data set's points by |energy error| (Fig. 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.analysis.common import (
+    DATASET_COLOURS,
+    add_source_note,
+    apply_style,
+    load_settings,
+    parse_pairs,
+    read_frames,
+    write_figure,
+)
+
+log = logging.getLogger(__name__)
+
+ROLE_TITLES = {
+    "pretrained": "pretrained",
+    "standard": "standard finetuning",
+    "multihead": "multihead finetuning",
+}
+_ISOLATED_ATOM = re.compile(rb"config_type=\"?IsolatedAtom\b")
+
+
+# --- the MPtrj sample ------------------------------------------------------------------------
+
+
+def frame_offsets(path: Path) -> list[int]:
+    """Byte offset of every frame of an extxyz file except ``IsolatedAtom`` frames.
+
+    Reads only the atom-count and comment lines' text, so a pool of millions of frames is
+    indexed without parsing it.
+    """
+    offsets = []
+    with open(path, "rb") as handle:
+        while True:
+            start = handle.tell()
+            count_line = handle.readline()
+            if not count_line.strip():
+                if not count_line:
+                    break
+                continue
+            n_atoms = int(count_line)
+            comment = handle.readline()
+            for _ in range(n_atoms):
+                handle.readline()
+            if not _ISOLATED_ATOM.search(comment):
+                offsets.append(start)
+    return offsets
+
+
+def sample_frames(pool: Path, out: Path, size: int, seed: int) -> int:
+    """Copy ``size`` frames chosen at random (seeded, pool order kept) into ``out``."""
+    offsets = frame_offsets(pool)
+    if not offsets:
+        raise ValueError(f"{pool}: no frames to sample")
+    chosen = np.sort(
+        np.random.default_rng(seed).choice(len(offsets), min(size, len(offsets)), replace=False)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(pool, "rb") as source, open(out, "wb") as target:
+        for index in chosen:
+            source.seek(offsets[index])
+            n_atoms = int(source.readline())
+            target.write(f"{n_atoms}\n".encode())
+            for _ in range(n_atoms + 1):
+                target.write(source.readline())
+    log.info("sampled %d of %d frames of %s", len(chosen), len(offsets), pool)
+    return len(chosen)
+
+
+# --- descriptors, errors, projections ------------------------------------------------------
+
+
+def load_descriptors(directory: Path, model: str, dataset: str) -> np.ndarray:
+    path = Path(directory) / model / f"{dataset}.npy"
+    matrix = np.load(path)
+    if matrix.ndim != 2 or len(matrix) == 0:
+        raise ValueError(f"{path}: expected a non-empty (structures, features) matrix")
+    return matrix.astype(np.float64)
+
+
+def energy_errors(path: Path) -> tuple[np.ndarray, list[str]]:
+    """|MACE_energy − REF_energy| per atom (eV/atom) and the substituent of every frame."""
+    errors, substituents = [], []
+    for index, atoms in enumerate(read_frames(path)):
+        if "MACE_energy" not in atoms.info or "REF_energy" not in atoms.info:
+            raise KeyError(f"{path}: frame {index} lacks MACE_energy or REF_energy")
+        errors.append(abs(atoms.info["MACE_energy"] - atoms.info["REF_energy"]) / len(atoms))
+        substituents.append(str(atoms.info.get("substituent", "")))
+    return np.array(errors), substituents
+
+
+def tsne_map(points: np.ndarray, settings: dict, seed: int, threads: int = 1) -> np.ndarray:
+    """2-d t-SNE after PCA to ``pca_components``; perplexity capped at (n − 1) / 3."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    n = len(points)
+    if n < 4:
+        raise ValueError(f"t-SNE needs at least 4 structures, got {n}")
+    components = min(settings["pca_components"], points.shape[1], n)
+    if components < points.shape[1]:
+        points = PCA(n_components=components, random_state=seed).fit_transform(points)
+    perplexity = min(float(settings["perplexity"]), (n - 1) / 3)
+    return TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        max_iter=settings["max_iter"],
+        init="pca",
+        random_state=seed,
+        n_jobs=threads,
+    ).fit_transform(points)
+
+
+def phate_map(points: np.ndarray, settings: dict, seed: int, threads: int = 1) -> np.ndarray:
+    """2-d PHATE; knn capped at n − 2 for tiny data sets."""
+    import phate
+
+    n = len(points)
+    if n < 4:
+        raise ValueError(f"PHATE needs at least 4 structures, got {n}")
+    n_pca = min(100, n - 1) if points.shape[1] > 100 else None
+    operator = phate.PHATE(
+        n_components=2,
+        knn=min(settings["knn"], n - 2),
+        decay=settings["decay"],
+        n_pca=n_pca,
+        random_state=seed,
+        n_jobs=threads,
+        verbose=0,
+    )
+    return np.asarray(operator.fit_transform(points))
+
+
+def _stack(descriptors_dir: Path, model: str, datasets: dict[str, str]):
+    """Descriptors of every data set for one model, and the row ranges of each data set."""
+    blocks = [load_descriptors(descriptors_dir, model, key) for key in datasets]
+    widths = {block.shape[1] for block in blocks}
+    if len(widths) != 1:
+        raise ValueError(f"descriptors of {model} differ in width across data sets: {widths}")
+    return np.concatenate(blocks), [len(block) for block in blocks]
+
+
+def _rows(role, model, datasets, sizes):
+    """Identifying columns of the points of one model, in stacking order."""
+    import pandas as pd
+
+    parts = []
+    for (key, name), size in zip(datasets.items(), sizes, strict=True):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "model_role": role,
+                    "model": model,
+                    "dataset_key": key,
+                    "dataset": name,
+                    "frame_index": np.arange(size),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def embedding_table(
+    models: dict[str, str],
+    datasets: dict[str, str],
+    error_dataset: str,
+    descriptors_dir: Path,
+    predictions_dir: Path | None,
+    settings: dict,
+    threads: int = 1,
+):
+    """One row per (model, structure): t-SNE and PHATE coordinates and the energy error."""
+    import pandas as pd
+
+    tables = []
+    for role, model in models.items():
+        points, sizes = _stack(descriptors_dir, model, datasets)
+        table = _rows(role, model, datasets, sizes)
+        table["energy_error_ev_per_atom"] = np.nan
+        table["substituent"] = ""
+        if role != "pretrained" and predictions_dir is not None:
+            path = Path(predictions_dir) / model / f"{error_dataset}.extxyz"
+            errors, substituents = energy_errors(path)
+            rows = table.index[table["dataset_key"] == error_dataset]
+            if len(rows) != len(errors):
+                raise ValueError(f"{path}: {len(errors)} frames but {len(rows)} descriptor rows")
+            table.loc[rows, "energy_error_ev_per_atom"] = errors
+            table.loc[rows, "substituent"] = substituents
+        seed = settings["seed"]
+        tsne = tsne_map(points, settings["tsne"], seed, threads)
+        phate = phate_map(points, settings["phate"], seed, threads)
+        table.insert(5, "tsne_1", tsne[:, 0])
+        table.insert(6, "tsne_2", tsne[:, 1])
+        table.insert(7, "phate_1", phate[:, 0])
+        table.insert(8, "phate_2", phate[:, 1])
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def coverage_table(
+    model: str, datasets: dict[str, str], descriptors_dir: Path, settings: dict, threads: int = 1
+):
+    """t-SNE of one model's descriptors of the given data sets (Fig. 3b)."""
+    points, sizes = _stack(descriptors_dir, model, datasets)
+    table = _rows("pretrained", model, datasets, sizes)
+    tsne = tsne_map(points, settings["tsne"], settings["seed"], threads)
+    table["tsne_1"], table["tsne_2"] = tsne[:, 0], tsne[:, 1]
+    return table
+
+
+# --- figures -----------------------------------------------------------------------------
+
+
+def dataset_styles(keys: list[str]) -> dict[str, dict]:
+    """Colour and marker per data set: diamonds for the last one (Perovs-Dopants), drawn on
+    top, dots for the others."""
+    fallback = ["#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+    return {
+        key: {
+            "color": DATASET_COLOURS.get(key, fallback[index % len(fallback)]),
+            "marker": "D" if index == len(keys) - 1 else "o",
+        }
+        for index, key in enumerate(keys)
+    }
+
+
+def _scatter_by_dataset(ax, part, x, y, styles, faded=False):
+    """Points of each data set of ``part`` in its style, in the order of ``styles``."""
+    for key, style in styles.items():
+        points = part[part["dataset_key"] == key]
+        if len(points):
+            size = 14 if style["marker"] == "D" else 8
+            ax.scatter(
+                points[x], points[y], s=size, alpha=0.25 if faded else 0.6, linewidths=0, **style
+            )
+
+
+def _legend(fig_or_ax, table, styles, **kwargs):
+    """One entry per data set: its name and number of structures."""
+    from matplotlib.lines import Line2D
+
+    first_model = table[table["model"] == table["model"].iloc[0]]
+    handles, labels = [], []
+    for key, style in styles.items():
+        points = first_model[first_model["dataset_key"] == key]
+        handles.append(Line2D([], [], ls="", markersize=8, **style))
+        labels.append(f"{points['dataset'].iloc[0]} (n = {len(points)})")
+    return fig_or_ax.legend(handles, labels, **kwargs)
+
+
+def _label_axes(ax, method: str) -> None:
+    import matplotlib as mpl
+
+    ax.set_xlabel(f"{method} 1 (unitless)")
+    ax.set_ylabel(f"{method} 2 (unitless)")
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(5))
+
+
+def draw_maps(table, error_dataset: str, title: str, note: str):
+    """Fig. 2: t-SNE (top) and PHATE (bottom), one column per model."""
+    import matplotlib as mpl
+
+    plt = apply_style()
+    roles = list(dict.fromkeys(table["model_role"]))
+    styles = dataset_styles(list(dict.fromkeys(table["dataset_key"])))
+    others = {key: style for key, style in styles.items() if key != error_dataset}
+    fig, axes = plt.subplots(
+        2, len(roles), figsize=(5.2 * len(roles) + 1.2, 10.5), squeeze=False, layout="constrained"
+    )
+    errors = table["energy_error_ev_per_atom"].dropna()
+    norm = mpl.colors.Normalize(0.0, float(errors.max()) if len(errors) else 1.0)
+    cmap = mpl.colormaps["plasma"]
+    for column, role in enumerate(roles):
+        part = table[table["model_role"] == role]
+        tsne_ax, phate_ax = axes[0, column], axes[1, column]
+        _scatter_by_dataset(tsne_ax, part, "tsne_1", "tsne_2", styles)
+        tsne_ax.set_title(f"{ROLE_TITLES.get(role, role)}\n{part['model'].iloc[0]}")
+        _label_axes(tsne_ax, "t-SNE")
+        with_errors = part[part["energy_error_ev_per_atom"].notna()]
+        if len(with_errors):
+            _scatter_by_dataset(phate_ax, part, "phate_1", "phate_2", others, faded=True)
+            phate_ax.scatter(
+                with_errors["phate_1"],
+                with_errors["phate_2"],
+                s=18,
+                marker="D",
+                c=with_errors["energy_error_ev_per_atom"],
+                cmap=cmap,
+                norm=norm,
+                edgecolors="black",
+                linewidths=0.3,
+            )
+            name = with_errors["dataset"].iloc[0]
+            phate_ax.set_title(f"PHATE, {name} coloured by |energy error|", fontsize=10.5)
+        else:
+            _scatter_by_dataset(phate_ax, part, "phate_1", "phate_2", styles)
+            phate_ax.set_title("PHATE, coloured by data set", fontsize=10.5)
+        _label_axes(phate_ax, "PHATE")
+    if len(errors):
+        bar = fig.colorbar(
+            mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[1, :], shrink=0.9, pad=0.01
+        )
+        bar.set_label("|energy error| (eV/atom)")
+    # the legend, titled with the figure title, stands in for a suptitle (they would overlap)
+    _legend(
+        fig,
+        table,
+        styles,
+        loc="outside upper center",
+        ncol=len(styles),
+        title=title,
+        title_fontsize=13,
+        frameon=False,
+    )
+    add_source_note(fig, note)
+    return fig
+
+
+def draw_coverage(table, title: str, note: str):
+    """Fig. 3b: one t-SNE map coloured by data set."""
+    plt = apply_style()
+    styles = dataset_styles(list(dict.fromkeys(table["dataset_key"])))
+    fig, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
+    _scatter_by_dataset(ax, table, "tsne_1", "tsne_2", styles)
+    _legend(ax, table, styles, loc="best")
+    _label_axes(ax, "t-SNE")
+    ax.set_title(title)
+    add_source_note(fig, note)
+    return fig
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def run_sample(args) -> None:
+    sample_frames(Path(args.pool), Path(args.out), args.size, args.seed)
+
+
+def run_maps(args) -> None:
+    settings = load_settings(args.settings)
+    models = parse_pairs(args.model, "--model")
+    datasets = parse_pairs(args.dataset, "--dataset")
+    table = embedding_table(
+        models,
+        datasets,
+        args.error_dataset,
+        Path(args.descriptors_dir),
+        Path(args.predictions_dir),
+        settings,
+        args.threads,
+    )
+    names = ", ".join(datasets.values())
+    title = f"Per-structure mean MACE descriptors of {names}"
+    note = (
+        f"Descriptors: {args.descriptors_dir}/<model>/<data set>.npy; energy errors: "
+        f"{args.predictions_dir}/<model>/{args.error_dataset}.extxyz. "
+        f"Run: {settings['run_label']}"
+    )
+    write_figure(draw_maps(table, args.error_dataset, title, note), args.out, table)
+
+
+def run_coverage(args) -> None:
+    settings = load_settings(args.settings)
+    datasets = parse_pairs(args.dataset, "--dataset")
+    table = coverage_table(args.model, datasets, Path(args.descriptors_dir), settings, args.threads)
+    title = f"Chemical space covered, t-SNE of {args.model} descriptors"
+    note = f"Descriptors: {args.descriptors_dir}/{args.model}/. Run: {settings['run_label']}"
+    write_figure(draw_coverage(table, title, note), args.out, table)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sample = sub.add_parser("sample", help="random frames of the MPtrj pool")
+    sample.add_argument("--pool", required=True)
+    sample.add_argument("--size", type=int, required=True)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True)
+    sample.set_defaults(func=run_sample)
+    maps = sub.add_parser("maps", help="Fig. 2: t-SNE and PHATE maps per model")
+    maps.add_argument("--model", action="append", required=True, help="ROLE=MODEL, in order")
+    maps.add_argument("--error-dataset", default="perovs_dopants")
+    maps.add_argument("--predictions-dir", default="results/predictions")
+    maps.set_defaults(func=run_maps)
+    coverage = sub.add_parser("coverage", help="Fig. 3b: t-SNE of data-set coverage")
+    coverage.add_argument("--model", required=True)
+    coverage.set_defaults(func=run_coverage)
+    for cmd in (maps, coverage):
+        cmd.add_argument("--settings", required=True, help="results/config/analysis.json")
+        cmd.add_argument("--dataset", action="append", required=True, help="KEY=DISPLAY NAME")
+        cmd.add_argument("--descriptors-dir", default="results/descriptors")
+        cmd.add_argument("--threads", type=int, default=1)
+        cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Per-substituent errors of every model on the Perovs-Dopants test set (heat maps).
+
+    python -m workflow_scripts.analysis.per_substituent \
+        --metrics results/metrics/per_substituent.csv --test-set perovs_dopants \
+        --settings results/config/analysis.json --dataset-name Perovs-Dopants \
+        --out results/figures/per_substituent_errors.png
+
+The metrics table has one row per (model, test_set, substituent) with ``n_frames``,
+``energy_mae_ev_per_atom`` and ``force_mae_ev_per_a``; ``substituent`` is an element or
+``vacancy``. Substituents are ordered by atomic number, ``vacancy`` last; models keep the
+table's order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+
+from workflow_scripts.analysis.common import (
+    add_source_note,
+    apply_style,
+    load_settings,
+    write_figure,
+)
+from workflow_scripts.elements import ATOMIC_NUMBER
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "model",
+    "test_set",
+    "substituent",
+    "n_frames",
+    "energy_mae_ev_per_atom",
+    "force_mae_ev_per_a",
+)
+PANELS = (
+    ("energy_mae_ev_per_atom", "energy MAE (eV/atom)"),
+    ("force_mae_ev_per_a", "force MAE (eV/Å)"),
+)
+ANNOTATE_MAX_COLUMNS = 24  # beyond this the numbers no longer fit in the cells
+
+
+def substituent_order(name: str) -> tuple[int, str]:
+    return (ATOMIC_NUMBER.get(name, 1000), name)
+
+
+def select(metrics, test_set: str):
+    """Rows of one test set, models in table order, substituents by atomic number."""
+    missing = set(COLUMNS) - set(metrics.columns)
+    if missing:
+        raise KeyError(f"metrics table lacks columns {sorted(missing)}")
+    rows = metrics[metrics["test_set"] == test_set].copy()
+    if rows.empty:
+        found = sorted(set(metrics["test_set"]))
+        raise ValueError(f"no rows for test set {test_set!r} (found {found})")
+    rows["substituent"] = rows["substituent"].astype(str)
+    models = list(dict.fromkeys(rows["model"]))
+    rows["_model"] = rows["model"].map(models.index)
+    rows["_sub"] = rows["substituent"].map(substituent_order)
+    rows = rows.sort_values(["_model", "_sub"]).drop(columns=["_model", "_sub"])
+    return rows[list(COLUMNS)].reset_index(drop=True)
+
+
+def _short(substituent: str) -> str:
+    return "vac." if substituent == "vacancy" else substituent
+
+
+def _norm(values: np.ndarray):
+    """Log colour scale when the errors span more than a factor of 10, else linear."""
+    import matplotlib as mpl
+
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if low > 0 and high / low > 10:
+        return mpl.colors.LogNorm(low, high), True
+    return mpl.colors.Normalize(min(low, 0.0), high if high > 0 else 1.0), False
+
+
+def draw(table, title: str, note: str):
+    """Two heat maps (energy and force MAE): models × substituents."""
+    plt = apply_style()
+    models = list(dict.fromkeys(table["model"]))
+    subs = sorted(set(table["substituent"]), key=substituent_order)
+    frames = table.groupby("substituent")["n_frames"].max()
+    width = max(9.0, 0.42 * len(subs) + 0.09 * max(len(m) for m in models) + 2.5)
+    height = 2 * (0.42 * len(models) + 1.6) + 1.0
+    fig, axes = plt.subplots(2, 1, figsize=(width, height), layout="constrained")
+    for ax, (column, label) in zip(axes, PANELS, strict=True):
+        grid = table.pivot(index="model", columns="substituent", values=column)
+        values = grid.reindex(index=models, columns=subs).to_numpy(dtype=float)
+        norm, is_log = _norm(values)
+        image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis", norm=norm)
+        ax.set_xticks(range(len(subs)), [f"{_short(s)}\n({frames[s]})" for s in subs])
+        ax.set_yticks(range(len(models)), models)
+        ax.set_xlabel("substituent (test frames); vac. = vacancy")
+        ax.set_ylabel("model")
+        ax.spines[:].set_visible(False)
+        bar = fig.colorbar(image, ax=ax, pad=0.01)
+        bar.set_label(label + (", log scale" if is_log else ""))
+        ax.set_title(label)
+        if len(subs) <= ANNOTATE_MAX_COLUMNS:
+            for (i, j), value in np.ndenumerate(values):
+                if np.isfinite(value):
+                    dark = norm(value) < 0.55
+                    ax.text(
+                        j,
+                        i,
+                        f"{value:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=9.5,
+                        color="white" if dark else "black",
+                    )
+    fig.suptitle(title, fontsize=13)
+    add_source_note(fig, note)
+    return fig
+
+
+def run(args) -> None:
+    import pandas as pd
+
+    settings = load_settings(args.settings)
+    table = select(pd.read_csv(args.metrics, keep_default_na=False, na_values=[""]), args.test_set)
+    title = f"Errors per substituent on the {args.dataset_name} test set"
+    note = f"Data: {args.metrics} (test set {args.test_set}). Run: {settings['run_label']}"
+    write_figure(draw(table, title, note), args.out, table)
+    log.info("per-substituent errors:\n%s", table.to_string(index=False))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics", required=True, help="results/metrics/per_substituent.csv")
+    parser.add_argument("--test-set", default="perovs_dopants")
+    parser.add_argument("--settings", required=True, help="results/config/analysis.json")
+    parser.add_argument("--dataset-name", required=True, help="shown in the title")
+    parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Which figures a config can draw and which files they need (parse time, no heavy imports).
+
+Used by ``rules/analysis.smk``; every function takes the validated config.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from workflow_scripts.config import ConfigError
+
+# Data-set key of the random MPtrj sample drawn for the embedding maps.
+EMBEDDING_SAMPLE = "mptrj_embedding_sample"
+# Data sets of the embedding maps (Fig. 2), in drawing order (Perovs-Dopants on top).
+MAP_DATASETS = (EMBEDDING_SAMPLE, "omat24", "perovs_dopants")
+COVERAGE_DATASETS = (EMBEDDING_SAMPLE, "perovs_dopants")
+ERROR_DATASET = "perovs_dopants"
+ROLES = ("pretrained", "standard", "multihead")
+
+
+def embedding_sample_file(mptrj_name: str) -> str:
+    return f"results/analysis/{mptrj_name}/embedding_sample.extxyz"
+
+
+def predictions_file(model: str, dataset: str) -> str:
+    return f"results/predictions/{model}/{dataset}.extxyz"
+
+
+def descriptors_file(model: str, dataset: str) -> str:
+    return f"results/descriptors/{model}/{dataset}.npy"
+
+
+def _first_variant(variants: dict, method: str, data: str | None) -> str | None:
+    for name, variant in variants.items():
+        if variant["method"] == method and (data is None or variant.get("data") == data):
+            return name
+    return None
+
+
+def analysis_models(config: dict) -> dict[str, str | None]:
+    """Role (pretrained, standard, multihead) -> variant drawn in that column, or None.
+
+    ``analysis.models`` names them; a null picks the first variant with that method
+    (zero_shot; standard or multihead finetuned on perovs_dopants).
+    """
+    variants = config["variants"]
+    chosen = config["analysis"]["models"]
+    for role, name in chosen.items():
+        if name is not None and name not in variants:
+            raise ConfigError(
+                f"config key 'analysis.models.{role}': {name!r} is not a variant "
+                f"(variants: {', '.join(variants) or 'none'})"
+            )
+    defaults = {
+        "pretrained": _first_variant(variants, "zero_shot", None),
+        "standard": _first_variant(variants, "standard", "perovs_dopants"),
+        "multihead": _first_variant(variants, "multihead", "perovs_dopants"),
+    }
+    return {role: chosen.get(role) or defaults[role] for role in ROLES}
+
+
+def required_model(config: dict, role: str) -> str:
+    model = analysis_models(config)[role]
+    if model is None:
+        raise ConfigError(f"config key 'analysis.models.{role}': no variant fits this role")
+    return model
+
+
+def figure_names(config: dict) -> list[str]:
+    """The figures this config can draw (each ``results/figures/{name}.png`` + ``.csv``)."""
+    models = analysis_models(config)
+    names = ["element_distribution"]
+    if models["pretrained"] and config["reference"]["mptrj"]["cp2k_subset_size"] > 0:
+        names += ["force_shift_density", "force_shift_periodic_table"]
+    if models["pretrained"]:
+        names.append("dataset_coverage_tsne")
+    if all(models.values()):
+        names.append("embedding_maps")
+    if ERROR_DATASET in config["evaluation"]["test_sets"]:
+        names.append("per_substituent_errors")
+    return names
+
+
+def figure_files(config: dict) -> list[str]:
+    files = []
+    for name in figure_names(config):
+        files += [f"results/figures/{name}.png", f"results/figures/{name}.csv"]
+    if "force_shift_density" in figure_names(config):
+        files.append("results/figures/force_shift_density_summary.csv")
+    return files
+
+
+def dataset_names(config: dict) -> dict[str, str]:
+    """Data-set key -> name shown in figures ("stand-in" names come from config)."""
+    mptrj = config["reference"]["mptrj"]["name"]
+    return {
+        EMBEDDING_SAMPLE: f"{mptrj} (random sample)",
+        "mptrj": mptrj,
+        "omat24": config["reference"]["omat24"]["name"],
+        "perovs_dopants": config["dataset"]["name"],
+    }
+
+
+def pair_flags(flag: str, pairs: dict[str, str]) -> str:
+    """``--flag key=value ...``, shell-quoted, for a rule's shell line."""
+    return " ".join(f"{flag} {shlex.quote(f'{key}={value}')}" for key, value in pairs.items())
+
+
+def analysis_targets(config: dict, metric_tables=()) -> list[str]:
+    """Every figure this config can draw, and an HTML page per metric table for the report."""
+    return figure_files(config) + [f"results/report/{table}.html" for table in metric_tables]
+
+
+def map_descriptor_files(config: dict) -> list[str]:
+    """Descriptors of every (model, data set) of the embedding maps."""
+    return [
+        descriptors_file(required_model(config, role), dataset)
+        for role in ROLES
+        for dataset in MAP_DATASETS
+    ]
+
+
+def map_prediction_files(config: dict) -> list[str]:
+    """Predictions whose energy errors colour the finetuned models' PHATE maps."""
+    return [
+        predictions_file(required_model(config, role), ERROR_DATASET)
+        for role in ("standard", "multihead")
+    ]
+
+
+def coverage_descriptor_files(config: dict) -> list[str]:
+    model = required_model(config, "pretrained")
+    return [descriptors_file(model, dataset) for dataset in COVERAGE_DATASETS]
+
+
+def model_flags(config: dict) -> str:
+    return pair_flags("--model", {role: required_model(config, role) for role in ROLES})
+
+
+def dataset_flags(config: dict, keys) -> str:
+    names = dataset_names(config)
+    return pair_flags("--dataset", {key: names[key] for key in keys})
