@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 wildcard_constraints:
     host=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     defect=r"[A-Za-z0-9_.-]+",
@@ -24,10 +27,15 @@ wildcard_constraints:
 
 include: "rules/common.smk"
 include: "rules/structures.smk"
+include: "rules/dft.smk"
+include: "rules/dataset.smk"
+include: "rules/reference.smk"
+include: "rules/training.smk"
+include: "rules/evaluation.smk"
+include: "rules/analysis.smk"
 
 
 rule all:
     default_target: True
     input:
-        defect_structure_files(),
-        "results/structures/manifest.csv",
+        all_targets(),

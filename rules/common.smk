@@ -123,6 +123,7 @@ def dataset_file(name):
         "mptrj": f"results/reference/{mptrj_name()}/test.extxyz",
         "omat24": f"results/reference/{omat24_name()}/test.extxyz",
         "mptrj_cp2k_subset": f"results/reference/{mptrj_name()}/cp2k_subset.extxyz",
+        "mptrj_embedding_sample": f"results/analysis/{mptrj_name()}/embedding_sample.extxyz",
     }
     return files[name]
 
@@ -140,3 +141,21 @@ def model_file(model):
     if variant["method"] == "zero_shot":
         return "results/models/foundation.model"
     return f"results/models/{model}.model"
+
+
+# --- the `all` target -----------------------------------------------------------------------
+
+
+def all_targets():
+    """Every final output the config asks for: structures, the DFT data set and its splits,
+    the reference subsets, every variant's model, the metric tables and the figures."""
+    from workflow_scripts.analysis import plan as analysis_plan
+    from workflow_scripts.mace import plan as mace_plan
+
+    targets = defect_structure_files() + ["results/structures/manifest.csv"]
+    targets += [f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")]
+    targets += [model_file(v) for v in config["variants"]]
+    targets += mace_plan.metric_files()
+    tables = [Path(f).stem for f in mace_plan.metric_files() if f.endswith(".csv")]
+    targets += analysis_plan.analysis_targets(config, tables)
+    return sorted(set(targets))

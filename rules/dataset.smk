@@ -1,0 +1,27 @@
+"""Perovs-Dopants data set: trajectories + isolated atoms -> train/valid/test (workflow_scripts.splits)."""
+
+
+rule dataset_splits:
+    input:
+        settings=section_file("dataset"),
+        isolated_atoms="results/dataset/isolated_atoms.extxyz",
+        trajectories=[
+            f"results/trajectories/{host}/{defect}.extxyz"
+            for host, defect in defect_pairs()
+        ],
+    output:
+        train="results/dataset/train.extxyz",
+        valid="results/dataset/valid.extxyz",
+        test="results/dataset/test.extxyz",
+    log:
+        "logs/dataset/splits.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m workflow_scripts.splits --settings {input.settings}"
+        " --isolated-atoms {input.isolated_atoms} --train {output.train}"
+        " --valid {output.valid} --test {output.test} {input.trajectories} > {log} 2>&1"

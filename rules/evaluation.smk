@@ -1,0 +1,92 @@
+"""Predictions of every model on every test set, and the metric tables (workflow_scripts.mace).
+
+results/predictions/{model}/{dataset}.extxyz for a MACE variant (mace_predict) or a
+baseline (chgnet_predict); {dataset} is a data-set key of dataset_file() in common.smk.
+results/metrics/: the study's Table 1 (force MAE) and Table A1, per element and per
+substituent errors.
+"""
+
+from workflow_scripts.mace import plan as mace_plan
+
+
+rule mace_predict:
+    input:
+        model=lambda w: model_file(w.model),
+        data=lambda w: dataset_file(w.dataset),
+        evaluation=section_file("evaluation"),
+        settings=section_file("mace"),
+    output:
+        "results/predictions/{model}/{dataset}.extxyz",
+    log:
+        "logs/mace/predict_{model}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/mace/predict_{model}_{dataset}.tsv"
+    wildcard_constraints:
+        model=mace_plan.name_pattern(config["variants"]),
+    conda:
+        "../envs/mace.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.mace.evaluate mace"
+        " --model {input.model} --model-name {wildcards.model:q} --data {input.data}"
+        " --out {output} --evaluation-config {input.evaluation}"
+        " --mace-config {input.settings} --threads {threads} > {log} 2>&1"
+
+
+rule chgnet_predict:
+    input:
+        data=lambda w: dataset_file(w.dataset),
+        evaluation=section_file("evaluation"),
+        settings=section_file("mace"),
+    output:
+        "results/predictions/{model}/{dataset}.extxyz",
+    log:
+        "logs/mace/predict_{model}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/mace/predict_{model}_{dataset}.tsv"
+    wildcard_constraints:
+        model="chgnet",
+    conda:
+        "../envs/mace.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.mace.evaluate chgnet"
+        " --model-name {wildcards.model:q} --data {input.data} --out {output}"
+        " --evaluation-config {input.evaluation} --mace-config {input.settings}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule mace_metric_tables:
+    input:
+        predictions=mace_plan.prediction_files(
+            model_names(), config["evaluation"]["test_sets"]
+        ),
+        variants=section_file("variants"),
+        evaluation=section_file("evaluation"),
+        dataset=section_file("dataset"),
+        reference=section_file("reference"),
+        foundation=mace_plan.FOUNDATION_INFO,
+    output:
+        mace_plan.metric_files(),
+    log:
+        "logs/mace/metric_tables.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        models=" ".join(shlex.quote(model) for model in model_names()),
+    shell:
+        "python -m workflow_scripts.mace.metrics tables --predictions-dir results/predictions"
+        " --models {params.models} --variants-config {input.variants}"
+        " --evaluation-config {input.evaluation} --dataset-config {input.dataset}"
+        " --reference-config {input.reference} --foundation-info {input.foundation}"
+        " --out-dir results/metrics > {log} 2>&1"

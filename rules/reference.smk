@@ -1,0 +1,270 @@
+"""Reference data: MPtrj and OMat24 (real files, downloads, or offline stand-ins) -> test
+subsets, the MPtrj pool, the CP2K subset and the FPS replay set; MACE descriptors
+(workflow_scripts.reference). `snakemake reference_data` builds them all.
+"""
+
+from workflow_scripts.reference import plan as reference_plan
+
+MPTRJ_DIR = reference_plan.output_dir(config, "mptrj")
+OMAT24_DIR = reference_plan.output_dir(config, "omat24")
+REFERENCE = config["reference"]
+
+
+wildcard_constraints:
+    standin=reference_plan.standin_constraint(config),
+
+
+rule reference_data:
+    input:
+        reference_plan.targets(config),
+
+
+# --- offline stand-ins (demo): build -> CHGNet labels -> MPtrj JSON / OMat24 .aselmdb -------
+
+
+rule standin_structures:
+    input:
+        settings=section_file("reference"),
+    output:
+        "results/standins/{standin}/structures.extxyz",
+    log:
+        "logs/reference/{standin}/structures.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        kind=lambda wildcards: reference_plan.standin_kind(config, wildcards.standin),
+    shell:
+        "python -m workflow_scripts.reference.standins build --kind {params.kind}"
+        " --settings {input.settings} --out {output} > {log} 2>&1"
+
+
+rule standin_label:
+    input:
+        "results/standins/{standin}/structures.extxyz",
+    output:
+        "results/standins/{standin}/labelled.extxyz",
+    log:
+        "logs/reference/{standin}/label.log",
+    benchmark:
+        "results/benchmarks/reference/{standin}/label.tsv"
+    conda:
+        "../envs/mace.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        device=config["reference"]["descriptors"]["device"],
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.reference.standins label"
+        " --structures {input} --out {output} --threads {threads} --device {params.device}"
+        " > {log} 2>&1"
+
+
+rule standin_mptrj_json:
+    input:
+        "results/standins/{standin}/labelled.extxyz",
+    output:
+        "results/standins/{standin}/{standin}.json",
+    log:
+        "logs/reference/{standin}/json.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m workflow_scripts.reference.standins mptrj-json --labelled {input}"
+        " --out {output} > {log} 2>&1"
+
+
+rule standin_omat24_aselmdb:
+    input:
+        "results/standins/{standin}/labelled.extxyz",
+    output:
+        "results/standins/{standin}/{standin}.aselmdb",
+    log:
+        "logs/reference/{standin}/aselmdb.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m workflow_scripts.reference.standins omat24-db --labelled {input}"
+        " --out {output} > {log} 2>&1"
+
+
+# --- the real data: downloads (source: url) ----------------------------------------------
+
+
+if REFERENCE["mptrj"]["source"] == "url":
+
+    rule fetch_mptrj:
+        output:
+            REFERENCE["mptrj"]["path"],
+        log:
+            "logs/reference/fetch_mptrj.log",
+        conda:
+            "../envs/mace.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=240,
+        params:
+            url=REFERENCE["mptrj"]["url"],
+            sha256=REFERENCE["mptrj"]["sha256"] or "",
+        shell:
+            "python -m workflow_scripts.reference.fetch --url {params.url:q} --out {output}"
+            " --sha256 '{params.sha256}' --no-progress > {log} 2>&1"
+
+
+if REFERENCE["omat24"]["source"] == "url":
+
+    rule fetch_omat24:
+        output:
+            directory(REFERENCE["omat24"]["path"]),
+        log:
+            "logs/reference/fetch_omat24.log",
+        conda:
+            "../envs/mace.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=240,
+        params:
+            url=REFERENCE["omat24"]["url"],
+            sha256=REFERENCE["omat24"]["sha256"] or "",
+        shell:
+            "python -m workflow_scripts.reference.fetch --url {params.url:q} --out {output}"
+            " --sha256 '{params.sha256}' --no-progress > {log} 2>&1"
+
+
+# --- ingestion -----------------------------------------------------------------------------
+
+
+rule mptrj_ingest:
+    input:
+        source=lambda wildcards: reference_plan.source(config, "mptrj"),
+        settings=section_file("reference"),
+    output:
+        test=f"{MPTRJ_DIR}/test.extxyz",
+        pool=f"{MPTRJ_DIR}/pool.extxyz",
+    log:
+        "logs/reference/mptrj_ingest.log",
+    benchmark:
+        "results/benchmarks/reference/mptrj_ingest.tsv"
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m workflow_scripts.reference.mptrj ingest --source {input.source}"
+        " --settings {input.settings} --test {output.test} --pool {output.pool} > {log} 2>&1"
+
+
+rule mptrj_cp2k_subset_structures:
+    input:
+        pool=f"{MPTRJ_DIR}/pool.extxyz",
+        settings=section_file("reference"),
+    output:
+        f"{MPTRJ_DIR}/cp2k_subset_structures.extxyz",
+    log:
+        "logs/reference/mptrj_cp2k_subset_structures.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "python -m workflow_scripts.reference.mptrj cp2k-subset --pool {input.pool}"
+        " --settings {input.settings} --out {output} > {log} 2>&1"
+
+
+rule omat24_ingest:
+    input:
+        source=lambda wildcards: reference_plan.source(config, "omat24"),
+        settings=section_file("reference"),
+    output:
+        train=f"{OMAT24_DIR}/train.extxyz",
+        test=f"{OMAT24_DIR}/test.extxyz",
+    log:
+        "logs/reference/omat24_ingest.log",
+    benchmark:
+        "results/benchmarks/reference/omat24_ingest.tsv"
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m workflow_scripts.reference.omat24 ingest --source {input.source}"
+        " --settings {input.settings} --train {output.train} --test {output.test} > {log} 2>&1"
+
+
+# --- descriptors and the FPS replay set ------------------------------------------------------
+
+
+rule mace_descriptors:
+    """Per-structure mean MACE descriptors; model `foundation` is results/models/foundation.model,
+    data set `mptrj_pool` the MPtrj pool, others as dataset_file()."""
+    input:
+        model=lambda w: reference_plan.descriptor_model_file(w.model)
+        or model_file(w.model),
+        data=lambda w: reference_plan.descriptor_data_file(config, w.dataset)
+        or dataset_file(w.dataset),
+        settings=section_file("reference"),
+    output:
+        "results/descriptors/{model}/{dataset}.npy",
+    log:
+        "logs/descriptors/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/descriptors/{model}/{dataset}.tsv"
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wildcards: 1440 if wildcards.dataset == "mptrj_pool" else 120,
+    params:
+        batch_size=config["reference"]["descriptors"]["batch_size"],
+        dtype=config["reference"]["descriptors"]["dtype"],
+        device=config["reference"]["descriptors"]["device"],
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.reference.descriptors"
+        " --model {input.model} --data {input.data} --out {output}"
+        " --batch-size {params.batch_size} --dtype {params.dtype} --device {params.device}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule mptrj_replay_fps:
+    input:
+        pool=f"{MPTRJ_DIR}/pool.extxyz",
+        descriptors=f"results/descriptors/foundation/{reference_plan.POOL}.npy",
+        settings=section_file("reference"),
+    output:
+        f"{MPTRJ_DIR}/replay_fps.extxyz",
+    log:
+        "logs/reference/mptrj_replay_fps.log",
+    benchmark:
+        "results/benchmarks/reference/mptrj_replay_fps.tsv"
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.reference.fps replay"
+        " --pool {input.pool} --descriptors {input.descriptors} --settings {input.settings}"
+        " --out {output} > {log} 2>&1"

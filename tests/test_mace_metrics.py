@@ -1,0 +1,176 @@
+"""Metric functions against hand-computed values, and the metric tables' layout."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from workflow_scripts.mace import metrics
+
+
+def test_energy_mae_is_per_atom_mean_of_absolute_errors():
+    # |10-9|/2 = 0.5 and |20-22|/4 = 0.5 -> 0.5; |3-0|/3 = 1 -> mean of (0.5, 0.5, 1) = 2/3
+    value = metrics.energy_mae_per_atom([10.0, 20.0, 3.0], [9.0, 22.0, 0.0], [2, 4, 3])
+    assert value == pytest.approx(2 / 3)
+
+
+def test_force_mae_and_rmse_over_cartesian_components():
+    predicted = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]])
+    reference = np.zeros((2, 3))
+    assert metrics.force_mae(predicted, reference) == pytest.approx(3 / 6)
+    assert metrics.force_rmse(predicted, reference) == pytest.approx(math.sqrt(5 / 6))
+
+
+def test_stress_mae_over_voigt_components():
+    predicted = np.array([[0.01, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, -0.03]])
+    reference = np.zeros((2, 6))
+    assert metrics.stress_mae(predicted, reference) == pytest.approx(0.04 / 12)
+
+
+def _frame(symbols, energy_ref, energy_pred, forces_ref, forces_pred, **info):
+    atoms = Atoms(symbols, positions=np.arange(3 * len(symbols)).reshape(-1, 3) * 1.7)
+    atoms.cell = [10.0, 10.0, 10.0]
+    atoms.pbc = True
+    atoms.info["REF_energy"] = energy_ref
+    atoms.arrays["REF_forces"] = np.array(forces_ref, float)
+    if energy_pred is not None:
+        atoms.info["MACE_energy"] = energy_pred
+        atoms.arrays["MACE_forces"] = np.array(forces_pred, float)
+    atoms.info.update(info)
+    return atoms
+
+
+def _frames():
+    zeros = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    return [
+        # Sr-Ti frame with a Zr substituent: E error 0.2 eV over 2 atoms; forces off by 0.3 on Sr x
+        _frame(
+            ["Sr", "Ti"],
+            -10.0,
+            -9.8,
+            zeros,
+            [[0.3, 0.0, 0.0], [0.0, 0.0, 0.0]],
+            substituent="Zr",
+            REF_stress=np.zeros(6),
+            MACE_stress=np.full(6, 0.006),
+            head="Default",
+        ),
+        # vacancy frame: E error 0.6 eV over 2 atoms; Ti force off by 0.6 in z; no stress label
+        _frame(
+            ["Ti", "O"],
+            -20.0,
+            -20.6,
+            zeros,
+            [[0.0, 0.0, 0.6], [0.0, 0.0, 0.0]],
+            substituent="vacancy",
+            head="Default",
+        ),
+        # element unknown to the model: no prediction
+        _frame(["Nd", "O"], -5.0, None, zeros, None, MACE_skipped="elements not in model: Nd"),
+    ]
+
+
+def test_summary_counts_evaluated_frames_and_averages_errors():
+    row = metrics.summary(metrics.collect(_frames()))
+    assert row["n_frames"] == 3
+    assert row["n_evaluated"] == 2
+    assert row["energy_mae_ev_per_atom"] == pytest.approx((0.1 + 0.3) / 2)
+    assert row["force_mae_ev_per_a"] == pytest.approx(0.9 / 12)
+    assert row["force_rmse_ev_per_a"] == pytest.approx(math.sqrt((0.09 + 0.36) / 12))
+    assert row["stress_mae_ev_per_a3"] == pytest.approx(0.006)
+    assert row["n_stress"] == 1
+
+
+def test_per_element_and_per_substituent_errors():
+    errors = metrics.collect(_frames())
+    by_element = metrics.per_element(errors)
+    assert by_element["Sr"] == (1, pytest.approx(0.1))
+    assert by_element["Ti"] == (2, pytest.approx(0.6 / 6))
+    assert "Nd" not in by_element
+    by_substituent = metrics.per_substituent(errors)
+    assert by_substituent["Zr"] == (1, pytest.approx(0.1), pytest.approx(0.3 / 6))
+    assert by_substituent["vacancy"] == (1, pytest.approx(0.3), pytest.approx(0.6 / 6))
+
+
+def _write_predictions(root, model, test_set, force_error, skip_last=False, head="Default"):
+    frames = []
+    for index in range(3):
+        predicted = None if (skip_last and index == 2) else -10.0 + force_error
+        frame = _frame(
+            ["Sr", "Ti"],
+            -10.0,
+            predicted,
+            [[0.0] * 3] * 2,
+            [[force_error, 0.0, 0.0], [0.0, 0.0, 0.0]],
+            head=head,
+        )
+        if predicted is None:
+            frame.info["MACE_skipped"] = "elements not in model: Ti"
+        frames.append(frame)
+    (root / model).mkdir(parents=True, exist_ok=True)
+    write(root / model / f"{test_set}.extxyz", frames)
+
+
+def test_tables_have_the_study_layout_with_names_from_config(tmp_path):
+    predictions = tmp_path / "predictions"
+    _write_predictions(predictions, "zero-shot", "mptrj", 0.06)
+    _write_predictions(predictions, "zero-shot", "perovs_dopants", 0.3)
+    _write_predictions(predictions, "ft-mh", "mptrj", 0.12)
+    _write_predictions(predictions, "ft-mh", "perovs_dopants", 0.6)
+    _write_predictions(predictions, "scratch", "mptrj", 0.9, skip_last=True)
+    _write_predictions(predictions, "scratch", "perovs_dopants", 0.3)
+    config = tmp_path / "config"
+    config.mkdir()
+    sections = {
+        "variants": {
+            "zero-shot": {"method": "zero_shot"},
+            "ft-mh": {"method": "multihead", "data": "perovs_dopants", "replay": "mptrj_fps"},
+            "scratch": {"method": "scratch", "data": "perovs_dopants"},
+            "run_label": "demo",
+        },
+        "evaluation": {"test_sets": ["mptrj", "perovs_dopants"], "chgnet_model": "0.3.0"},
+        "dataset": {"name": "Perovs-Dopants-demo"},
+        "reference": {"mptrj": {"name": "MPtrj-stand-in"}, "omat24": {"name": "OMat24-stand-in"}},
+    }
+    for name, content in sections.items():
+        (config / f"{name}.json").write_text(json.dumps(content))
+    (tmp_path / "foundation.json").write_text(json.dumps({"name": "MACE-stand-in-foundation"}))
+    out = tmp_path / "metrics"
+    metrics.main(
+        ["tables", "--predictions-dir", str(predictions), "--models", "zero-shot", "ft-mh",
+         "scratch", "--variants-config", str(config / "variants.json"),
+         "--evaluation-config", str(config / "evaluation.json"),
+         "--dataset-config", str(config / "dataset.json"),
+         "--reference-config", str(config / "reference.json"),
+         "--foundation-info", str(tmp_path / "foundation.json"), "--out-dir", str(out)]
+    )  # fmt: skip
+    table1 = pd.read_csv(out / "table1_force_mae.csv")
+    assert list(table1.columns) == [
+        "model", "base_model", "finetune_data", "method", "head",
+        "MPtrj-stand-in", "Perovs-Dopants-demo",
+    ]  # fmt: skip
+    assert list(table1["model"]) == ["zero-shot", "ft-mh", "scratch"]
+    row = table1.set_index("model").loc["ft-mh"]
+    assert row["finetune_data"] == "Perovs-Dopants-demo"
+    assert row["base_model"] == "MACE-stand-in-foundation"
+    # one component of six per frame is off: MAE = error / 6
+    assert row["MPtrj-stand-in"] == pytest.approx(0.12 / 6)
+    assert row["Perovs-Dopants-demo"] == pytest.approx(0.6 / 6)
+    markdown = (out / "table1_force_mae.md").read_text()
+    assert (
+        "| scratch | – | Perovs-Dopants-demo | from scratch | Default | 0.150* | 0.050 |"
+        in markdown
+    )
+    table_a1 = pd.read_csv(out / "tableA1.csv")
+    scratch = table_a1[(table_a1["model"] == "scratch") & (table_a1["test_set"] == "mptrj")]
+    assert scratch[["n_frames", "n_evaluated"]].values.tolist() == [[3, 2]]
+    assert scratch["energy_mae_ev_per_atom"].item() == pytest.approx(0.9 / 2)
+    per_substituent = pd.read_csv(out / "per_substituent.csv")
+    assert list(per_substituent.columns) == list(metrics.PER_SUBSTITUENT_COLUMNS)
+    per_element = pd.read_csv(out / "per_element_force_mae.csv")
+    zero_shot_sr = per_element.query("model == 'zero-shot' and test_set == 'mptrj'")
+    assert zero_shot_sr.set_index("element").loc["Sr", "force_mae_ev_per_a"] == pytest.approx(0.02)

@@ -1,0 +1,590 @@
+"""Run one CP2K calculation under custodian, one fresh directory per attempt.
+
+Layout of a calculation directory (e.g. ``results/cp2k/relax/SrTiO3/sub_Ba_on_A/``)::
+
+    run_000/  cp2k.inp cp2k.out cp2k-pos-1.xyz ... attempt.json attempt_result.json custodian.json
+    run_001/  ...                  (a restart, or a retry with a stronger SCF strategy)
+    custodian.json                 (the log of the custodian session in progress)
+
+Nothing is ever written into an earlier attempt's CP2K files: CP2K appends to existing
+outputs, so every attempt runs in its own new folder. A new attempt starts from
+
+- after a kill, walltime or crash: the geometry of the last complete force evaluation and the
+  last wavefunction file (SCF_GUESS RESTART); that evaluation is re-done and supersedes the
+  old one (:mod:`.trajectory`);
+- after an SCF that did not converge within MAX_SCF: the geometry of the first unconverged
+  evaluation, with the next rung of the SCF ladder (:mod:`.scf`) and an atomic guess.
+
+custodian: one job (:class:`Cp2kAttemptJob`; its ``terminate`` ends only the process it
+started, never ``killall``), one handler (:class:`ScfConvergenceHandler`, also a monitor,
+so a GEO_OPT that carries on after "SCF run NOT converged" is stopped), one validator
+(:class:`CompletionValidator`). custodian's stock CP2K handlers are not used: they rewrite
+the input in place and rerun in the same directory, which overwrites the earlier output
+(DESIGN.md §3). Every correction is logged in ``custodian.json``, a copy of which is kept in
+each attempt's folder.
+
+CLI (``--threads`` from Snakemake's ``{threads}``; ``--walltime-min`` from the rule's runtime)::
+
+    python -m workflow_scripts.cp2k.run relax --structure S.json --settings dft.json \
+        --workdir results/cp2k/relax/H/D --summary results/cp2k/relax/H/D/summary.json --threads 2
+    python -m workflow_scripts.cp2k.run single-point --structure S.extxyz --index 3 ...
+    python -m workflow_scripts.cp2k.run isolated-atom --element Ti ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workflow_scripts.cp2k.basis import BasisError
+from workflow_scripts.cp2k.inputs import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PROJECT,
+    Calculation,
+    InputError,
+    load_structure,
+    prepare,
+    prepare_isolated_atom,
+    render_input,
+)
+from workflow_scripts.cp2k.scf import MAX_LEVEL, ScfLadderExhausted, strategy
+from workflow_scripts.cp2k.trajectory import (
+    ATTEMPT_FILE,
+    RESULT_FILE,
+    RUN_PREFIX,
+    Attempt,
+    attempt_dirs,
+    read_attempt,
+    stitch,
+)
+
+logger = logging.getLogger("workflow_scripts.cp2k.run")
+CUSTODIAN_LOG = "custodian.json"
+TASK_NAMES = {"relax": "relax", "single-point": "single_point", "isolated-atom": "isolated_atom"}
+
+
+class Cp2kRunError(RuntimeError):
+    """The calculation cannot go on; the message says why and what a rerun would do."""
+
+
+@dataclass
+class Plan:
+    """One calculation: what to compute and how to start CP2K."""
+
+    workdir: Path
+    calc: Calculation
+    settings: dict
+    threads: int
+    deadline: float | None = None  # time.time() by which CP2K must have stopped
+
+
+@dataclass
+class NextAttempt:
+    number: int
+    start_step: int
+    positions: object  # (n, 3) Å
+    scf_level: int
+    wfn_from: Path | None
+    reason: str
+
+
+def cp2k_command(settings: dict) -> list[str]:
+    """The command line: the binary, wrapped by the configured MPI launcher."""
+    binary = settings["command"]
+    launcher = settings["mpi_launcher"]
+    if launcher == "srun":
+        return ["srun", "-n", str(settings["mpi_ranks"]), binary]
+    if launcher == "mpirun":
+        return ["mpirun", "-n", str(settings["mpi_ranks"]), binary]
+    return [binary]
+
+
+def cp2k_environment(settings: dict, threads: int) -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(max(1, threads // settings["mpi_ranks"]))
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads halve speed (DESIGN §3)
+    if settings["mpi_launcher"] == "mpirun" and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def _is_done(attempt: Attempt) -> bool:
+    """CP2K finished normally and every SCF of the attempt converged."""
+    return (
+        attempt.finished
+        and bool(attempt.frames)
+        and attempt.first_unconverged is None
+        and not attempt.output.scf_failed_in_tail
+    )
+
+
+def calculation_hash(calc: Calculation) -> str:
+    """Identity of a calculation: settings hash + initial structure (species, cell, positions,
+    moments). Attempts of another calculation in the same folder are set aside, not reused."""
+    import hashlib
+
+    atoms = calc.atoms
+    parts = [
+        calc.task,
+        calc.settings_hash,
+        " ".join(atoms.get_chemical_symbols()),
+        " ".join(f"{x:.8f}" for x in atoms.cell.array.ravel()),
+        " ".join(f"{x:.8f}" for x in atoms.positions.ravel()),
+        " ".join(f"{x:.4f}" for x in atoms.get_initial_magnetic_moments()),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def set_aside_other_calculations(plan: Plan) -> None:
+    """Attempts made with other settings or another structure move to ``other_<hash>/``."""
+    dirs = attempt_dirs(plan.workdir)
+    if not dirs:
+        return
+    record = json.loads((dirs[-1] / ATTEMPT_FILE).read_text())
+    current = calculation_hash(plan.calc)
+    if record.get("calculation_hash") == current:
+        return
+    old = record.get("calculation_hash", "unknown")
+    target = plan.workdir / f"other_{old}"
+    suffix = 0
+    while target.exists():
+        suffix += 1
+        target = plan.workdir / f"other_{old}_{suffix}"
+    target.mkdir()
+    for path in dirs:
+        path.rename(target / path.name)
+    logger.warning(
+        "%s: earlier attempts were for calculation %s (now %s: settings or structure changed); "
+        "moved to %s, starting afresh",
+        plan.workdir,
+        old,
+        current,
+        target,
+    )
+
+
+def next_attempt(plan: Plan) -> NextAttempt | None:
+    """What the next attempt starts from, derived from the files alone (None: finished)."""
+    dirs = attempt_dirs(plan.workdir)
+    if not dirs:
+        return NextAttempt(0, 0, plan.calc.atoms.positions.copy(), 0, None, "first attempt")
+    last = read_attempt(dirs[-1], strict=False)
+    if _is_done(last):
+        return None
+    number = int(dirs[-1].name[len(RUN_PREFIX) :]) + 1
+    level = int(last.record["scf_level"])
+    unconverged = last.first_unconverged
+    if unconverged is not None or last.output.scf_failed_in_tail:
+        level += 1
+        if level > MAX_LEVEL:
+            raise ScfLadderExhausted(
+                f"{dirs[-1]}: SCF did not converge with any strategy up to level {MAX_LEVEL} "
+                f"({strategy(plan.calc.base_scf, MAX_LEVEL).describe()})"
+            )
+        restart = unconverged or (last.frames[-1] if last.frames else None)
+        wfn_from = None
+        reason = f"SCF not converged in {dirs[-1].name}: SCF level {level}, atomic guess"
+    else:
+        restart = last.frames[-1] if last.frames else None
+        wfn_from = _wavefunction(dirs[-1])
+        reason = f"{dirs[-1].name} stopped before finishing ({_stop_reason(last)}): resume"
+    if restart is None:  # nothing complete: the same start again
+        return NextAttempt(number, last.start_step, _start_positions(last), level, wfn_from, reason)
+    return NextAttempt(number, restart.step, restart.positions, level, wfn_from, reason)
+
+
+def _start_positions(attempt: Attempt):
+    from workflow_scripts.cp2k.parse import read_input_geometry
+
+    return read_input_geometry(attempt.run_dir / INPUT_NAME).positions
+
+
+def _stop_reason(attempt: Attempt) -> str:
+    out = attempt.output
+    if out.aborted:
+        return f"CP2K aborted: {out.aborted}"
+    if out.walltime_exceeded:
+        return "CP2K walltime reached"
+    if attempt.result is None:
+        return "killed (no attempt_result.json)"
+    return f"exit code {attempt.result.get('returncode')}"
+
+
+def _wavefunction(run_dir: Path) -> Path | None:
+    for suffix in ("wfn", "kp"):
+        path = run_dir / f"{PROJECT}-RESTART.{suffix}"
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _max_iter(plan: Plan, start_step: int) -> int:
+    # BFGS counts steps over all attempts; at least one so a re-evaluation can happen.
+    return max(1, plan.settings["geo_opt"]["max_iter"] - start_step)
+
+
+def create_attempt(plan: Plan, nxt: NextAttempt) -> Path:
+    """A new ``run_NNN`` with input, restart wavefunction and ``attempt.json``."""
+    run_dir = plan.workdir / f"{RUN_PREFIX}{nxt.number:03d}"
+    run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a folder
+    calc = plan.calc
+    atoms = calc.atoms.copy()
+    atoms.positions = nxt.positions
+    attempt_calc = Calculation(**{**calc.__dict__, "atoms": atoms})
+    wfn_name = None
+    if nxt.wfn_from is not None:
+        wfn_name = f"previous-RESTART.{nxt.wfn_from.suffix.lstrip('.')}"
+        shutil.copy2(nxt.wfn_from, run_dir / wfn_name)
+    walltime_s = None
+    if plan.deadline is not None:
+        walltime_s = plan.deadline - time.time()
+        if walltime_s < 60:
+            raise Cp2kRunError("less than a minute of walltime left: not starting CP2K")
+    max_iter = _max_iter(plan, nxt.start_step) if calc.task == "relax" else None
+    text = render_input(
+        attempt_calc,
+        plan.settings,
+        scf_level=nxt.scf_level,
+        wfn_restart=wfn_name,
+        max_iter=max_iter,
+        walltime_s=walltime_s,
+    )
+    (run_dir / INPUT_NAME).write_text(text)
+    record = {
+        "attempt": nxt.number,
+        "task": calc.task,
+        "reason": nxt.reason,
+        "start_step": nxt.start_step,
+        "scf_level": nxt.scf_level,
+        "scf_strategy": strategy(calc.base_scf, nxt.scf_level).describe(),
+        "wfn_restart": str(nxt.wfn_from) if nxt.wfn_from else None,
+        "max_iter": max_iter,
+        "n_atoms": len(atoms),
+        "stress": calc.stress,
+        "multiplicity": calc.spin.multiplicity,
+        "settings_hash": calc.settings_hash,
+        "calculation_hash": calculation_hash(calc),
+        "command": cp2k_command(plan.settings),
+        "threads": plan.threads,
+        "started": _now(),
+    }
+    _write_json(run_dir / ATTEMPT_FILE, record)
+    logger.info("%s: %s", run_dir, nxt.reason)
+    return run_dir
+
+
+# --- custodian pieces ----------------------------------------------------------------------------
+
+
+def _custodian_classes():
+    """Job, handler and validator classes (custodian imported only when a run starts)."""
+    from custodian.custodian import ErrorHandler, Job, Validator
+
+    class Cp2kAttemptJob(Job):
+        """Each ``run`` starts a new attempt in a new folder; ``terminate`` ends only it."""
+
+        def __init__(self, plan: Plan):
+            self.plan = plan
+            self.process: subprocess.Popen | None = None
+            self.run_dir: Path | None = None
+            self.started = 0.0
+
+        @property
+        def name(self):
+            return f"cp2k {self.plan.calc.task} in {self.plan.workdir}"
+
+        def setup(self, directory="./"):
+            archive_stale_custodian_log(self.plan.workdir)
+
+        def run(self, directory="./"):
+            self.finish_attempt()
+            nxt = next_attempt(self.plan)
+            if nxt is None:
+                raise Cp2kRunError(f"{self.plan.workdir}: already finished")
+            self.run_dir = create_attempt(self.plan, nxt)
+            command = cp2k_command(self.plan.settings) + ["-i", INPUT_NAME]
+            env = cp2k_environment(self.plan.settings, self.plan.threads)
+            self.started = time.time()
+            with (
+                open(self.run_dir / OUTPUT_NAME, "x") as out,
+                open(self.run_dir / "cp2k.err", "x") as err,
+            ):
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=self.run_dir,
+                    stdout=out,
+                    stderr=err,
+                    env=env,
+                    preexec_fn=_die_with_parent,
+                )
+            logger.info("started %s (pid %d) in %s", command, self.process.pid, self.run_dir)
+            return self.process
+
+        def finish_attempt(self, status: str | None = None):
+            """``attempt_result.json`` and a custodian.json copy for the attempt that ran."""
+            if self.process is None or self.run_dir is None:
+                return
+            returncode = self.process.poll()
+            _write_json(
+                self.run_dir / RESULT_FILE,
+                {
+                    "returncode": returncode,
+                    "status": status or ("finished" if returncode == 0 else "stopped"),
+                    "ended": _now(),
+                    "wall_s": round(time.time() - self.started, 1),
+                },
+            )
+            log = self.plan.workdir / CUSTODIAN_LOG
+            if log.is_file():
+                shutil.copy2(log, self.run_dir / CUSTODIAN_LOG)
+            self.process = None
+
+        def postprocess(self, directory="./"):
+            pass
+
+        def as_dict(self):  # custodian.json: a readable record, not the whole plan
+            return _record(self, workdir=str(self.plan.workdir), run_dir=str(self.run_dir))
+
+        def terminate(self, directory="./"):
+            """SIGTERM to the process this job started, SIGKILL if it lingers; no killall."""
+            process = self.process
+            if process is None or process.poll() is not None:
+                return
+            logger.info("terminating pid %d", process.pid)
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    class ScfConvergenceHandler(ErrorHandler):
+        """An SCF that did not converge within MAX_SCF: stop the attempt, climb one rung."""
+
+        is_monitor = True
+        is_terminating = True
+        raises_runtime_error = True
+
+        def __init__(self, job):
+            self.job = job
+
+        def as_dict(self):
+            return _record(self, max_level=MAX_LEVEL)
+
+        def _attempt(self):
+            return read_attempt(self.job.run_dir, strict=False) if self.job.run_dir else None
+
+        def check(self, directory="./"):
+            attempt = self._attempt()
+            if attempt is None:
+                return False
+            return attempt.first_unconverged is not None or attempt.output.scf_failed_in_tail
+
+        def correct(self, directory="./"):
+            attempt = self._attempt()
+            level = int(attempt.record["scf_level"]) + 1
+            unconverged = attempt.first_unconverged
+            where = (
+                f"force evaluation {unconverged.evaluation} (step {unconverged.step})"
+                if unconverged
+                else "the last force evaluation (CP2K stopped)"
+            )
+            error = f"SCF not converged in {where} of {attempt.run_dir.name}"
+            if level > MAX_LEVEL:
+                return {"errors": [error], "actions": []}
+            action = {
+                "scf_level": level,
+                "scf_strategy": strategy(self.job.plan.calc.base_scf, level).describe(),
+                "restart": f"from step {unconverged.step if unconverged else 'same start'} "
+                "in a new run folder, atomic guess",
+            }
+            return {"errors": [error], "actions": [action]}
+
+    class CompletionValidator(Validator):
+        """The last attempt reached CP2K's normal end with a converged last SCF."""
+
+        def __init__(self, job):
+            self.job = job
+            self.reason = ""
+
+        def as_dict(self):
+            return _record(self, reason=self.reason)
+
+        def check(self, directory="./"):
+            attempt = read_attempt(self.job.run_dir, strict=False)
+            if _is_done(attempt):
+                return False
+            self.reason = _stop_reason(attempt)
+            return True
+
+    return Cp2kAttemptJob, ScfConvergenceHandler, CompletionValidator
+
+
+def _record(obj, **fields) -> dict:
+    return {"@module": type(obj).__module__, "@class": type(obj).__name__, **fields}
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the Python runner dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def archive_stale_custodian_log(workdir: Path) -> None:
+    """A custodian.json left by a killed session goes into that session's last attempt."""
+    log = workdir / CUSTODIAN_LOG
+    if not log.is_file():
+        return
+    dirs = attempt_dirs(workdir)
+    target = dirs[-1] / CUSTODIAN_LOG if dirs else workdir / "custodian_orphan.json"
+    if target.exists():
+        target = target.with_name(f"custodian_{int(time.time())}.json")
+    log.replace(target)
+
+
+def run_calculation(plan: Plan) -> dict:
+    """Run (or resume) until finished; returns the summary. Raises on an unrecoverable error."""
+    from custodian.custodian import Custodian, CustodianError
+
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    set_aside_other_calculations(plan)
+    if next_attempt(plan) is not None:
+        job_class, handler_class, validator_class = _custodian_classes()
+        job = job_class(plan)
+        validator = validator_class(job)
+        custodian_settings = plan.settings["custodian"]
+        runner = Custodian(
+            handlers=[handler_class(job)],
+            jobs=[job],
+            validators=[validator],
+            max_errors=custodian_settings["max_errors"],
+            polling_time_step=custodian_settings["polling_s"],
+            monitor_freq=custodian_settings["monitor_every"],
+            directory=str(plan.workdir),
+        )
+        try:
+            runner.run()
+        except CustodianError as error:
+            detail = f" ({validator.reason})" if validator.reason else ""
+            advice = (
+                "the input or CP2K needs fixing (see the attempt's cp2k.out)"
+                if validator.reason.startswith("CP2K aborted")
+                else "a rerun resumes from the last complete step"
+            )
+            raise Cp2kRunError(f"{plan.workdir}: {error}{detail}; {advice}") from error
+        finally:
+            job.terminate()
+            job.finish_attempt()
+            log = plan.workdir / CUSTODIAN_LOG
+            if log.is_file() and job.run_dir is not None:
+                log.replace(job.run_dir / CUSTODIAN_LOG)
+        if next_attempt(plan) is not None:
+            raise Cp2kRunError(f"{plan.workdir}: custodian stopped before CP2K finished")
+    return summarize(plan)
+
+
+def summarize(plan: Plan) -> dict:
+    stitched = stitch(plan.workdir)
+    last = stitched.attempts[-1]
+    from workflow_scripts.cp2k.units import HARTREE_TO_EV
+
+    return {
+        "task": plan.calc.task,
+        "status": last.output.geo_opt or "done",
+        "attempts": [a.run_dir.name for a in stitched.attempts],
+        "scf_level": int(last.record["scf_level"]),
+        "n_force_evaluations": stitched.n_evaluations,
+        "n_frames": len(stitched.frames),
+        "n_scf_unconverged_excluded": stitched.n_unconverged,
+        "n_superseded": stitched.n_superseded,
+        "final_energy_eV": stitched.frames[-1].energy * HARTREE_TO_EV if stitched.frames else None,
+        "cp2k_version": last.output.version,
+        "settings_hash": plan.calc.settings_hash,
+        "wall_s": sum((a.result or {}).get("wall_s", 0.0) for a in stitched.attempts),
+    }
+
+
+def _terminate_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through custodian; `finally` stops CP2K
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflow_scripts.cp2k.run")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in TASK_NAMES:
+        task = sub.add_parser(name)
+        if name == "isolated-atom":
+            task.add_argument("--element", required=True)
+        else:
+            task.add_argument("--structure", required=True, help="pymatgen JSON or extxyz")
+            task.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
+        task.add_argument("--settings", required=True, help="results/config/dft.json")
+        task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
+        task.add_argument("--summary", required=True, help="summary JSON written on success")
+        task.add_argument("--threads", type=int, default=1)
+        task.add_argument("--walltime-min", type=float, default=None, help="job runtime limit")
+        task.add_argument(
+            "--mpi-launcher", choices=["none", "srun", "mpirun"], help="overrides dft.mpi_launcher"
+        )
+        task.add_argument("--mpi-ranks", type=int, help="overrides dft.mpi_ranks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, _terminate_on_sigterm)
+    settings = json.loads(Path(args.settings).read_text())
+    settings.pop("run_label", None)
+    if args.mpi_launcher:
+        settings["mpi_launcher"] = args.mpi_launcher
+    if args.mpi_ranks:
+        settings["mpi_ranks"] = args.mpi_ranks
+    task = TASK_NAMES[args.command]
+    try:
+        if task == "isolated_atom":
+            calc = prepare_isolated_atom(args.element, settings)
+        else:
+            atoms, _ = load_structure(args.structure, args.index)
+            calc = prepare(task, atoms, settings)
+    except (InputError, BasisError, KeyError) as error:
+        logger.error("cannot build the CP2K input: %s", error)
+        return 2
+    deadline = None
+    if args.walltime_min:
+        deadline = time.time() + 60 * (args.walltime_min - settings["walltime_margin_min"])
+    plan = Plan(Path(args.workdir), calc, settings, args.threads, deadline)
+    try:
+        summary = run_calculation(plan)
+    except (Cp2kRunError, ScfLadderExhausted) as error:
+        logger.error("%s", error)
+        return 1
+    _write_json(Path(args.summary), summary)
+    logger.info("summary: %s", json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""All attempts of one CP2K calculation -> labelled frames (extxyz), nothing lost or doubled.
+
+A calculation directory holds ``run_000``, ``run_001``, ... (see :mod:`.run`). Each attempt's
+``attempt.json`` says at which global ionic step it started (``start_step``). Stitching goes
+through the attempts in order and, for each, first drops every earlier frame with
+``step >= start_step`` (a restart re-evaluates its starting geometry, and after an SCF
+correction the branch that followed unconverged forces is discarded), then adds its own
+frames. The result has each step exactly once; a gap raises an error.
+
+Frames whose SCF did not converge are excluded and counted; they never reach a data set.
+
+Units: energies Hartree -> eV, forces Hartree/bohr -> eV/Å (ase.units, CODATA 2014), stress
+GPa -> eV/Å³ with the sign flipped (CP2K: positive = compressive; ASE: positive = tensile),
+Voigt order xx yy zz yz xz xy.
+
+CLI::
+
+    python -m workflow_scripts.cp2k.trajectory relax --workdir results/cp2k/relax/H/D \
+        --structure results/structures/H/D.json --dataset Perovs-Dopants --out T.extxyz
+    python -m workflow_scripts.cp2k.trajectory atoms --workdirs results/cp2k/atoms/Ti ... \
+        --dataset Perovs-Dopants --out results/dataset/isolated_atoms.extxyz
+    python -m workflow_scripts.cp2k.trajectory mptrj-labels --structures S.extxyz \
+        --workdirs results/cp2k/mptrj_sp/0 ... --out results/reference/MPtrj/cp2k_subset.extxyz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.cp2k.parse import (
+    Cp2kOutput,
+    Cp2kParseError,
+    read_input_geometry,
+    read_output,
+    read_positions,
+)
+
+RUN_PREFIX = "run_"
+ATTEMPT_FILE = "attempt.json"
+RESULT_FILE = "attempt_result.json"
+INPUT_NAME = "cp2k.inp"
+OUTPUT_NAME = "cp2k.out"
+POSITIONS_NAME = "cp2k-pos-1.xyz"
+# pos-1.xyz prints energies with 10 decimals; the .out with 15.
+_ENERGY_MATCH_HARTREE = 1e-9
+
+
+@dataclass
+class Frame:
+    """One force evaluation with its geometry, in CP2K units."""
+
+    step: int  # global ionic step (0 = initial geometry of the calculation)
+    run: str
+    evaluation: int  # index in that attempt's .out
+    positions: np.ndarray  # Å
+    energy: float  # Hartree
+    forces: np.ndarray  # Hartree/bohr
+    stress: np.ndarray | None  # GPa, CP2K sign
+    scf_converged: bool
+
+
+@dataclass
+class Attempt:
+    run_dir: Path
+    record: dict
+    result: dict | None
+    output: Cp2kOutput
+    symbols: list[str]
+    cell: np.ndarray
+    frames: list[Frame]
+
+    @property
+    def start_step(self) -> int:
+        return int(self.record["start_step"])
+
+    @property
+    def finished(self) -> bool:
+        """CP2K reached its normal end for this task."""
+        if not self.output.ended or self.output.aborted or self.output.walltime_exceeded:
+            return False
+        if self.record["task"] == "relax":
+            return self.output.geo_opt in ("converged", "max_iter")
+        return len(self.output.evaluations) >= 1
+
+    @property
+    def first_unconverged(self) -> Frame | None:
+        return next((f for f in self.frames if not f.scf_converged), None)
+
+
+def attempt_dirs(workdir: Path | str) -> list[Path]:
+    """``run_NNN`` folders with an ``attempt.json``, in order."""
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        return []
+    return sorted(
+        p for p in workdir.glob(f"{RUN_PREFIX}[0-9][0-9][0-9]") if (p / ATTEMPT_FILE).is_file()
+    )
+
+
+def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
+    """Frames of one attempt. ``strict`` (default: the attempt's CP2K exited with 0) requires a
+    complete output; otherwise an unfinished last evaluation is left out."""
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / ATTEMPT_FILE).read_text())
+    result_path = run_dir / RESULT_FILE
+    result = json.loads(result_path.read_text()) if result_path.is_file() else None
+    if strict is None:
+        strict = bool(result and result.get("returncode") == 0)
+    geometry = read_input_geometry(run_dir / INPUT_NAME)
+    n_atoms = len(geometry.symbols)
+    if not (run_dir / OUTPUT_NAME).is_file() and not strict:
+        output = Cp2kOutput(path=run_dir / OUTPUT_NAME, version=None)
+    else:
+        output = read_output(
+            run_dir / OUTPUT_NAME, n_atoms, bool(record["stress"]), allow_incomplete=not strict
+        )
+    positions = {0: geometry.positions}
+    if record["task"] == "relax":
+        for frame in read_positions(run_dir / POSITIONS_NAME, n_atoms, allow_incomplete=True):
+            positions[frame.step] = (frame.positions, frame.energy)
+    frames = []
+    for evaluation in output.evaluations:
+        entry = positions.get(evaluation.index)
+        if entry is None:
+            if strict:
+                raise Cp2kParseError(
+                    f"{run_dir / POSITIONS_NAME}: no positions for force evaluation "
+                    f"{evaluation.index} (frame 'i = {evaluation.index}' missing)"
+                )
+            break  # killed between the .out and the trajectory file: not complete
+        if evaluation.index > 0:
+            entry, energy = entry
+            if abs(energy - evaluation.energy) > _ENERGY_MATCH_HARTREE:
+                raise Cp2kParseError(
+                    f"{run_dir / POSITIONS_NAME}: frame i = {evaluation.index} has E = {energy} "
+                    f"but {run_dir / OUTPUT_NAME} evaluation {evaluation.index} has "
+                    f"{evaluation.energy} Hartree"
+                )
+        frames.append(
+            Frame(
+                step=int(record["start_step"]) + evaluation.index,
+                run=run_dir.name,
+                evaluation=evaluation.index,
+                positions=np.asarray(entry, dtype=float),
+                energy=evaluation.energy,
+                forces=evaluation.forces,
+                stress=evaluation.stress,
+                scf_converged=evaluation.scf_converged,
+            )
+        )
+    return Attempt(run_dir, record, result, output, geometry.symbols, geometry.cell, frames)
+
+
+@dataclass
+class Stitched:
+    frames: list[Frame]  # every step once, SCF-converged only, in step order
+    attempts: list[Attempt]
+    n_evaluations: int  # complete force evaluations over all attempts
+    n_unconverged: int  # steps excluded because their SCF did not converge
+    n_superseded: int  # evaluations replaced by a later attempt
+    symbols: list[str] = field(default_factory=list)
+    cell: np.ndarray | None = None
+
+
+def stitch(workdir: Path | str) -> Stitched:
+    """Combine all attempts (see the module docstring); the last one must be complete."""
+    dirs = attempt_dirs(workdir)
+    if not dirs:
+        raise Cp2kParseError(f"{workdir}: no CP2K attempts (run_NNN/{ATTEMPT_FILE}) found")
+    attempts = [read_attempt(d, strict=True if d == dirs[-1] else None) for d in dirs]
+    by_step: dict[int, Frame] = {}
+    superseded = 0
+    for attempt in attempts:
+        for step in [s for s in by_step if s >= attempt.start_step]:
+            del by_step[step]
+            superseded += 1
+        for frame in attempt.frames:
+            by_step[frame.step] = frame
+    steps = sorted(by_step)
+    if steps != list(range(len(steps))):
+        missing = sorted(set(range(steps[-1] + 1)) - set(steps)) if steps else [0]
+        raise Cp2kParseError(f"{workdir}: ionic steps {missing} missing from every attempt")
+    kept = [by_step[s] for s in steps if by_step[s].scf_converged]
+    return Stitched(
+        frames=kept,
+        attempts=attempts,
+        n_evaluations=sum(len(a.frames) for a in attempts),
+        n_unconverged=len(steps) - len(kept),
+        n_superseded=superseded,
+        symbols=attempts[-1].symbols,
+        cell=attempts[-1].cell,
+    )
+
+
+def to_atoms(frame: Frame, symbols, cell, info: dict):
+    """An ASE Atoms with REF_energy (eV), REF_forces (eV/Å), REF_stress (eV/Å³, ASE sign)."""
+    from ase import Atoms
+
+    from workflow_scripts.cp2k.units import (
+        GPA_TO_EV_PER_ANGSTROM3,
+        HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
+        HARTREE_TO_EV,
+    )
+
+    atoms = Atoms(symbols, positions=frame.positions, cell=cell, pbc=True)
+    atoms.info.update(info)
+    atoms.info["REF_energy"] = frame.energy * HARTREE_TO_EV
+    atoms.arrays["REF_forces"] = frame.forces * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+    if frame.stress is not None:
+        sigma = -frame.stress * GPA_TO_EV_PER_ANGSTROM3
+        atoms.info["REF_stress"] = np.array(
+            [sigma[0, 0], sigma[1, 1], sigma[2, 2], sigma[1, 2], sigma[0, 2], sigma[0, 1]]
+        )
+    atoms.info["step"] = frame.step
+    atoms.info["scf_converged"] = frame.scf_converged
+    return atoms
+
+
+def provenance(stitched: Stitched) -> dict:
+    last = stitched.attempts[-1]
+    return {
+        "cp2k_version": last.output.version or "unknown",
+        "settings_hash": last.record["settings_hash"],
+    }
+
+
+def relaxation_frames(workdir: Path | str, properties: dict, dataset: str):
+    """Labelled frames of one relaxation; info keys per docs/architecture.md."""
+    stitched = stitch(workdir)
+    kind = properties.get("kind")
+    info = {
+        "host": properties.get("host", ""),
+        "defect": properties.get("defect", ""),
+        "substituent": properties.get("species", "") if kind != "vacancy" else "vacancy",
+        "site": properties.get("role", ""),
+        "config_type": dataset,
+        "dataset": dataset,
+        **provenance(stitched),
+    }
+    frames = [to_atoms(f, stitched.symbols, stitched.cell, info) for f in stitched.frames]
+    return frames, stitched
+
+
+def isolated_atom_frame(workdir: Path | str, dataset: str):
+    stitched = stitch(workdir)
+    if not stitched.frames:
+        raise Cp2kParseError(f"{workdir}: the isolated-atom SCF never converged")
+    frame = stitched.frames[-1]
+    info = {
+        "config_type": "IsolatedAtom",
+        "dataset": dataset,
+        "multiplicity": int(stitched.attempts[-1].record.get("multiplicity", 0)),
+        **provenance(stitched),
+    }
+    atoms = to_atoms(frame, stitched.symbols, stitched.cell, info)
+    atoms.pbc = False  # a free atom: no periodic images for a model's neighbour list
+    return atoms
+
+
+def write_extxyz(frames, path: Path | str) -> None:
+    """Write atomically: a half-written file never looks finished."""
+    from ase.io import write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp, frames, format="extxyz")
+    tmp.replace(path)
+
+
+def mptrj_labelled_frames(structures: Path | str, workdirs: list[Path]):
+    """CP2K single points of the subset as REF_*, MPtrj's VASP labels kept as VASP_*.
+
+    Frames whose SCF never converged are left out (reported), as everywhere else."""
+    from ase.io import read
+
+    originals = read(structures, index=":")
+    if len(workdirs) > len(originals):
+        raise ValueError(f"{structures}: {len(originals)} frames, {len(workdirs)} CP2K runs")
+    labelled, skipped = [], []
+    for index, workdir in enumerate(workdirs):
+        stitched = stitch(workdir)
+        original = originals[index]
+        if not stitched.frames:
+            skipped.append(index)
+            continue
+        frame = stitched.frames[-1]
+        if not np.allclose(frame.positions, original.positions, atol=1e-6):
+            raise ValueError(f"{workdir}: positions differ from frame {index} of {structures}")
+        info = {k: v for k, v in original.info.items() if not k.startswith("REF_")}
+        for key in ("REF_energy", "REF_stress"):
+            if key in original.info:
+                info["VASP_" + key[4:]] = original.info[key]
+        info.update(provenance(stitched))
+        info["subset_index"] = index
+        atoms = to_atoms(frame, stitched.symbols, stitched.cell, info)
+        atoms.pbc = original.pbc
+        if "REF_forces" in original.arrays:
+            atoms.arrays["VASP_forces"] = np.asarray(original.arrays["REF_forces"])
+        labelled.append(atoms)
+    return labelled, skipped
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflow_scripts.cp2k.trajectory")
+    sub = parser.add_subparsers(dest="command", required=True)
+    relax = sub.add_parser("relax", help="one relaxation -> trajectory extxyz")
+    relax.add_argument("--workdir", required=True)
+    relax.add_argument("--structure", required=True, help="the structure JSON (its properties)")
+    relax.add_argument("--dataset", required=True, help="data set name (dataset, config_type)")
+    relax.add_argument("--out", required=True)
+    atoms = sub.add_parser("atoms", help="isolated atoms -> one extxyz")
+    atoms.add_argument("--workdirs", nargs="+", required=True)
+    atoms.add_argument("--dataset", required=True)
+    atoms.add_argument("--out", required=True)
+    mptrj = sub.add_parser("mptrj-labels", help="CP2K single points of the MPtrj subset")
+    mptrj.add_argument("--structures", required=True)
+    mptrj.add_argument("--workdirs", nargs="*", default=[])
+    mptrj.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "relax":
+        properties = json.loads(Path(args.structure).read_text()).get("properties") or {}
+        frames, stitched = relaxation_frames(args.workdir, properties, args.dataset)
+        write_extxyz(frames, args.out)
+        print(
+            f"{args.out}: {len(frames)} frames from {len(stitched.attempts)} attempt(s); "
+            f"{stitched.n_evaluations} force evaluations, {stitched.n_unconverged} excluded "
+            f"(SCF not converged), {stitched.n_superseded} superseded by a restart"
+        )
+    elif args.command == "atoms":
+        frames = [isolated_atom_frame(w, args.dataset) for w in args.workdirs]
+        write_extxyz(frames, args.out)
+        for frame in frames:
+            print(f"{frame.get_chemical_formula()}: E0 = {frame.info['REF_energy']:.8f} eV")
+    else:
+        frames, skipped = mptrj_labelled_frames(args.structures, [Path(w) for w in args.workdirs])
+        write_extxyz(frames, args.out)
+        print(f"{args.out}: {len(frames)} frames; SCF never converged for indices {skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Files and names the MACE rules need, from the validated config (parse time, no heavy imports).
+
+Used by ``rules/training.smk`` and ``rules/evaluation.smk``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from workflow_scripts.mace.settings import MPTRJ_CP2K, OMAT24, PEROVS_DOPANTS, STANDIN_FOUNDATION
+from workflow_scripts.mace.train import default_e0s
+
+FOUNDATION_MODEL = "results/models/foundation.model"
+FOUNDATION_INFO = "results/models/foundation.json"
+ISOLATED_ATOMS = "results/dataset/isolated_atoms.extxyz"
+METRIC_TABLES = ("table1_force_mae", "tableA1", "per_element_force_mae", "per_substituent")
+NEVER = "(?!)"  # a wildcard pattern that matches nothing
+
+
+def trainable_variants(config: dict) -> list[str]:
+    return [name for name, v in config["variants"].items() if v["method"] != "zero_shot"]
+
+
+def name_pattern(names) -> str:
+    """Wildcard constraint matching exactly these names."""
+    names = list(names)
+    return "|".join(re.escape(name) for name in names) if names else NEVER
+
+
+def foundation_inputs(config: dict, mptrj_name: str) -> dict[str, str]:
+    spec = config["mace"]["foundation_model"]
+    if spec == STANDIN_FOUNDATION:
+        return {"pool": f"results/reference/{mptrj_name}/pool.extxyz"}
+    if spec.endswith(".model"):
+        return {"model_file": spec}
+    return {}
+
+
+def training_inputs(config: dict, variant: str, mptrj_name: str, omat24_name: str) -> dict:
+    """Named inputs of ``mace_train`` for one variant (keys = CLI flags of the train module)."""
+    spec = config["variants"][variant]
+    data, method = spec["data"], spec["method"]
+    inputs: dict[str, str] = {}
+    if data == PEROVS_DOPANTS:
+        inputs["perovs_train"] = "results/dataset/train.extxyz"
+        inputs["perovs_valid"] = "results/dataset/valid.extxyz"
+    elif data == MPTRJ_CP2K:
+        inputs["mptrj_cp2k"] = f"results/reference/{mptrj_name}/cp2k_subset.extxyz"
+    elif data == OMAT24:
+        inputs["omat24_train"] = f"results/reference/{omat24_name}/train.extxyz"
+    e0s = spec.get("e0s") or default_e0s(data)
+    if e0s == "isolated_atoms" and data != PEROVS_DOPANTS:  # the dopant train file has them
+        inputs["isolated_atoms"] = ISOLATED_ATOMS
+    if method == "multihead":
+        inputs["replay"] = f"results/reference/{mptrj_name}/replay_fps.extxyz"
+    if method != "scratch":
+        inputs["foundation"] = FOUNDATION_MODEL
+        inputs["foundation_info"] = FOUNDATION_INFO
+    return inputs
+
+
+def cli_flags(named: dict, keys) -> str:
+    """``--key-name path`` for each of ``keys`` present in ``named`` (shell-quoted)."""
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str(named[key]))}" for key in keys if key in named
+    )
+
+
+def model_files(config: dict) -> list[str]:
+    files = [FOUNDATION_MODEL, FOUNDATION_INFO]
+    for variant in trainable_variants(config):
+        files += [f"results/models/{variant}.model", f"results/models/{variant}.json"]
+    return files
+
+
+def metric_files() -> list[str]:
+    files = ["results/metrics/table1_force_mae.md", "results/metrics/tableA1.md"]
+    return files + [f"results/metrics/{table}.csv" for table in METRIC_TABLES]
+
+
+def prediction_files(models, test_sets) -> list[str]:
+    return [f"results/predictions/{m}/{t}.extxyz" for m in models for t in test_sets]
+
+
+def _guarded(arguments, key: str) -> list[str]:
+    from workflow_scripts.mace.train import GUARDED_FLAGS
+
+    flags = [argument.lstrip("-").split("=", 1)[0] for argument in arguments]
+    return [
+        f"{key}': --{flag} is set from config, not extra_args"
+        for flag in flags
+        if flag in GUARDED_FLAGS
+    ]
+
+
+def config_problems(config: dict) -> list[str]:
+    """Variant settings the schema cannot reject, as ``config key '...': ...`` messages."""
+    problems = _guarded(
+        config["mace"]["hyperparameters"]["extra_args"],
+        "config key 'mace.hyperparameters.extra_args",
+    )
+    for name, variant in config["variants"].items():
+        key, method = f"config key 'variants.{name}", variant["method"]
+        e0s = variant.get("e0s") or default_e0s(variant.get("data", PEROVS_DOPANTS))
+        if method == "multihead" and not variant.get("replay"):
+            problems.append(f"{key}.replay': required for method multihead (mptrj_fps)")
+        if method != "multihead" and variant.get("replay"):
+            problems.append(f"{key}.replay': only multihead finetuning replays data")
+        if method == "standard" and e0s in ("estimated", "average"):
+            problems.append(
+                f"{key}.e0s': {e0s!r} is overwritten by the foundation's E0s in mace 0.3.16's "
+                "standard finetuning; use isolated_atoms or foundation"
+            )
+        if method == "multihead" and e0s == "average":
+            problems.append(f"{key}.e0s': mace rejects 'average' in multihead finetuning")
+        if method == "zero_shot":
+            overrides = [
+                k
+                for k in ("lr", "max_num_epochs", "batch_size", "seed", "e0s")
+                if variant.get(k) is not None
+            ]
+            overrides += ["extra_args"] if variant.get("extra_args") else []
+            if overrides:
+                problems.append(f"{key}': a zero_shot variant is not trained ({overrides})")
+        cp2k_subset = config["reference"]["mptrj"].get("cp2k_subset_size", 0)
+        if variant.get("data") == MPTRJ_CP2K and cp2k_subset == 0:
+            problems.append(f"{key}.data': mptrj_cp2k needs reference.mptrj.cp2k_subset_size > 0")
+        problems += _guarded(variant.get("extra_args", []), f"{key}.extra_args")
+    return problems

@@ -1,0 +1,82 @@
+"""File names of the reference stage, for rules/reference.smk (parse time, no heavy imports).
+
+Every function takes the validated config.
+"""
+
+from __future__ import annotations
+
+import re
+
+from workflow_scripts.reference.fetch import require_local
+
+FOUNDATION_MODEL = "results/models/foundation.model"
+# Descriptor data-set keys beyond common.smk's dataset_file() names.
+POOL = "mptrj_pool"
+EMBEDDING_SAMPLE = "mptrj_embedding_sample"
+
+
+def name(config: dict, dataset: str) -> str:
+    return config["reference"][dataset]["name"]
+
+
+def output_dir(config: dict, dataset: str) -> str:
+    return f"results/reference/{name(config, dataset)}"
+
+
+def uses_standin(config: dict, dataset: str) -> bool:
+    return config["reference"][dataset]["source"] == "standin"
+
+
+def standin_file(config: dict, dataset: str) -> str:
+    """The stand-in in the real format: MPtrj JSON or OMat24 .aselmdb."""
+    label = name(config, dataset)
+    suffix = "json" if dataset == "mptrj" else "aselmdb"
+    return f"results/standins/{label}/{label}.{suffix}"
+
+
+def standin_constraint(config: dict) -> str:
+    """Regex of the ``{standin}`` wildcard: the two stand-in names."""
+    return "|".join(re.escape(name(config, d)) for d in ("mptrj", "omat24"))
+
+
+def standin_kind(config: dict, standin: str) -> str:
+    return "mptrj" if standin == name(config, "mptrj") else "omat24"
+
+
+def source(config: dict, dataset: str) -> str:
+    """The file (MPtrj) or file/folder (OMat24) to ingest; stops with what to fetch when a
+    configured local path is missing."""
+    settings = config["reference"][dataset]
+    if settings["source"] == "standin":
+        return standin_file(config, dataset)
+    if settings["source"] == "path":
+        require_local(dataset, settings["path"], f"reference.{dataset}")
+    return settings["path"]
+
+
+def descriptor_model_file(model: str) -> str | None:
+    """``foundation`` -> the foundation model file; None: ask common.smk's model_file()."""
+    return FOUNDATION_MODEL if model == "foundation" else None
+
+
+def descriptor_data_file(config: dict, dataset: str) -> str | None:
+    """The pool and the embedding sample; None: ask common.smk's dataset_file()."""
+    mptrj = name(config, "mptrj")
+    return {
+        POOL: f"results/reference/{mptrj}/pool.extxyz",
+        EMBEDDING_SAMPLE: f"results/analysis/{mptrj}/embedding_sample.extxyz",
+    }.get(dataset)
+
+
+def targets(config: dict) -> list[str]:
+    """Every file of the stage (with the stand-ins where the config uses them)."""
+    mptrj, omat24 = output_dir(config, "mptrj"), output_dir(config, "omat24")
+    files = [
+        f"{mptrj}/test.extxyz",
+        f"{mptrj}/pool.extxyz",
+        f"{mptrj}/replay_fps.extxyz",
+        f"{mptrj}/cp2k_subset_structures.extxyz",
+        f"{omat24}/train.extxyz",
+        f"{omat24}/test.extxyz",
+    ]
+    return files + [standin_file(config, d) for d in ("mptrj", "omat24") if uses_standin(config, d)]
