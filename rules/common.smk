@@ -73,7 +73,7 @@ def host_supercell(host):
 def host_structure_input(wildcards):
     """The host's structure file, for hosts read from a file."""
     spec = host_spec(wildcards.host)
-    return [spec["path"]] if "path" in spec else []
+    return [str(BASE_DIR / spec["path"])] if "path" in spec else []
 
 
 def defect_pairs():

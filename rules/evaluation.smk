@@ -6,6 +6,8 @@ results/metrics/: the study's Table 1 (force MAE) and Table A1, per element and 
 substituent errors.
 """
 
+import shlex
+
 from workflow_scripts.mace import plan as mace_plan
 
 

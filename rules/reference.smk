@@ -151,7 +151,7 @@ if REFERENCE["omat24"]["source"] == "url":
 
 rule mptrj_ingest:
     input:
-        source=lambda wildcards: reference_plan.source(config, "mptrj"),
+        source=lambda wildcards: reference_plan.source(config, "mptrj", workflow.dryrun),
         settings=section_file("reference"),
     output:
         test=f"{MPTRJ_DIR}/test.extxyz",
@@ -192,7 +192,9 @@ rule mptrj_cp2k_subset_structures:
 
 rule omat24_ingest:
     input:
-        source=lambda wildcards: reference_plan.source(config, "omat24"),
+        source=lambda wildcards: reference_plan.source(
+            config, "omat24", workflow.dryrun
+        ),
         settings=section_file("reference"),
     output:
         train=f"{OMAT24_DIR}/train.extxyz",

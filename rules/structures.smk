@@ -17,9 +17,10 @@ rule host_structure:
         runtime=10,
     params:
         spec=lambda wildcards: as_cli_json(host_spec(wildcards.host)),
+        base_dir=str(BASE_DIR),
     shell:
         "python -m workflow_scripts.structures host --name {wildcards.host}"
-        " --spec {params.spec} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
+        " --spec {params.spec} --base-dir {params.base_dir:q} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
 
 
 rule defect_structure:

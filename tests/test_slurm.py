@@ -37,17 +37,18 @@ GPU_RULES = {
     "chgnet_predict",
     "standin_label",
 }
-# What the workflow copy needs; results, logs and caches of the developer stay behind.
-REPO_ENTRIES = [
-    "Snakefile",
-    "rules",
-    "workflow_scripts",
-    "schemas",
-    "config.yaml",
-    "demo",
-    "profiles",
-    "envs",
-    "resources",
+# The workflow copy gets everything but the developer's results, logs, caches, data and tests.
+NOT_COPIED_TOP_LEVEL = [
+    ".git",
+    ".venv",
+    ".snakemake",
+    "results",
+    "logs",
+    "data",
+    "tests",
+    "benchmarks",
+    "*.egg-info",
+    ".*_cache",
 ]
 SNAKEMAKE_TIMEOUT_S = 900
 
@@ -267,6 +268,8 @@ def scenario_config():
     mptrj["standin"].update(structures=30, frames_per_material=1)
     mptrj.update(test_size=5, replay_size=5, cp2k_subset_size=1)
     config["mace"]["standin_foundation"]["max_num_epochs"] = 2
+    # A few frames per relaxation: a large test share keeps the test split non-empty.
+    config.setdefault("dataset", {}).setdefault("split", {})["fractions"] = [0.4, 0.2, 0.4]
     return config
 
 
@@ -293,15 +296,15 @@ def slurm_cluster():
             subprocess.run([CLUSTER_SCRIPT, "stop"], timeout=300)
 
 
+def ignore_when_copying(folder, names):
+    patterns = ["__pycache__"] + (NOT_COPIED_TOP_LEVEL if Path(folder) == REPO else [])
+    return shutil.ignore_patterns(*patterns)(folder, names)
+
+
 @pytest.fixture(scope="module")
 def workflow(slurm_cluster, tmp_path_factory):
-    root = tmp_path_factory.mktemp("perovs-slurm")
-    for entry in REPO_ENTRIES:
-        source = REPO / entry
-        if source.is_dir():
-            shutil.copytree(source, root / entry, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / entry)
+    root = tmp_path_factory.mktemp("perovs-slurm") / "repo"
+    shutil.copytree(REPO, root, ignore=ignore_when_copying)
     config_path = root / "scenario.yaml"
     config_path.write_text(yaml.safe_dump(scenario_config(), sort_keys=False))
     return Workflow(root, config_path)

@@ -127,6 +127,11 @@ def check_semantics(config: dict, base_dir: Path) -> None:
             raise ConfigError(
                 f"config key 'variants.{name}.data': a zero_shot variant trains on nothing"
             )
+    from workflow_scripts.mace.plan import config_problems
+
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def validate_config(config: dict, base_dir: Path | str = ".") -> dict:

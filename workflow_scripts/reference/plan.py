@@ -6,6 +6,7 @@ Every function takes the validated config.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from workflow_scripts.reference.fetch import require_local
 
@@ -43,13 +44,16 @@ def standin_kind(config: dict, standin: str) -> str:
     return "mptrj" if standin == name(config, "mptrj") else "omat24"
 
 
-def source(config: dict, dataset: str) -> str:
+def source(config: dict, dataset: str, dry_run: bool = False) -> str | list:
     """The file (MPtrj) or file/folder (OMat24) to ingest; stops with what to fetch when a
-    configured local path is missing."""
+    configured local path is missing. A dry run only plans, so there a missing path is no
+    input (``[]``) and the study's DAG can be listed on a machine without the data."""
     settings = config["reference"][dataset]
     if settings["source"] == "standin":
         return standin_file(config, dataset)
     if settings["source"] == "path":
+        if dry_run and not Path(settings["path"]).exists():
+            return []
         require_local(dataset, settings["path"], f"reference.{dataset}")
     return settings["path"]
 
