@@ -153,7 +153,9 @@ def all_targets():
     from workflow_scripts.mace import plan as mace_plan
 
     targets = defect_structure_files() + ["results/structures/manifest.csv"]
-    targets += [f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")]
+    targets += [
+        f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")
+    ]
     targets += [model_file(v) for v in config["variants"]]
     targets += mace_plan.metric_files()
     tables = [Path(f).stem for f in mace_plan.metric_files() if f.endswith(".csv")]
