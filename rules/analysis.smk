@@ -133,7 +133,7 @@ rule analysis_embedding_maps:
     log:
         "logs/analysis/embedding_maps.log",
     benchmark:
-        "benchmarks/analysis/embedding_maps.tsv"
+        "results/benchmarks/analysis/embedding_maps.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 2
