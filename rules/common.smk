@@ -66,6 +66,12 @@ def host_spec(host):
     return host_specs(config, BASE_DIR)[host]
 
 
+def host_cell_spec(host):
+    """The host entry without what only concerns its defects or where its file lives."""
+    skip = {"substituents", "vacancies", "supercell", "path"}
+    return {k: v for k, v in host_spec(host).items() if k not in skip}
+
+
 def host_supercell(host):
     return host_spec(host).get("supercell", config["defects"]["supercell"])
 

@@ -16,11 +16,11 @@ rule host_structure:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=lambda wildcards: as_cli_json(host_spec(wildcards.host)),
-        base_dir=str(BASE_DIR),
+        # Only what shapes the host cell: a new dopant or a moved checkout reruns nothing.
+        spec=lambda wildcards: as_cli_json(host_cell_spec(wildcards.host)),
     shell:
         "python -m workflow_scripts.structures host --name {wildcards.host}"
-        " --spec {params.spec} --base-dir {params.base_dir:q} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
+        " --spec {params.spec} --structure-files {input} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
 
 
 rule defect_structure:

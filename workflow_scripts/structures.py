@@ -38,6 +38,8 @@ def read_structure(path: Path):
 
 def make_host(args) -> None:
     spec = json.loads(args.spec)
+    if args.structure_files:
+        spec["path"] = str(Path(args.structure_files[0]).resolve())
     structure = build_host(args.name, spec, Path(args.base_dir))
     structure.properties = {"host": args.name, "source": spec["source"]}
     write_structure(structure, Path(args.out_json), Path(args.out_cif))
@@ -73,6 +75,7 @@ def main(argv=None) -> None:
     host.add_argument("--name", required=True)
     host.add_argument("--spec", required=True, help="the host's config entry as JSON")
     host.add_argument("--base-dir", default=".", help="structure paths are relative to this")
+    host.add_argument("--structure-files", nargs="*", default=[], help="the host's file, if any")
     host.add_argument("--out-json", required=True)
     host.add_argument("--out-cif", required=True)
     host.set_defaults(func=make_host)

@@ -110,6 +110,7 @@ class _GroupedFPS:
         self.upper = np.full(n_groups, np.inf)
         self.done = np.zeros(n_groups, dtype=np.int64)  # centres applied to each group
         self.centres = np.empty((n_samples, dim), dtype=np.float64)
+        self.centre_sq = np.empty(n_samples, dtype=np.float64)
         self.centre_rows: list[int] = []
         self.anchor_dist = np.empty((n_groups, n_samples), dtype=np.float64)
         self.refreshes = 0
@@ -122,6 +123,7 @@ class _GroupedFPS:
         t = len(self.centre_rows)
         self.centre_rows.append(row)
         self.centres[t] = self.x[row]
+        self.centre_sq[t] = self.centres[t] @ self.centres[t]
         self.anchor_dist[:, t] = np.linalg.norm(self.anchors - self.centres[t], axis=1)
         pos = self.position[row]
         self.mind[pos] = -1.0
@@ -143,23 +145,30 @@ class _GroupedFPS:
         self.refreshes += 1
         a, b = self.bounds[g], self.bounds[g + 1]
         centres = (self.centres[useful] - self.anchors[g]).astype(np.float32)
-        d2 = self.res[a:b] @ centres.T
-        d2 *= -2.0
-        d2 += self.res_sq[a:b, None]
-        d2 += np.einsum("ij,ij->i", centres, centres)[None, :]
-        np.maximum(d2, 0.0, out=d2)
+        # |r - c|^2 = |r|^2 + min_c (|c|^2 - 2 r.c): one product, one pass, then per row
+        part = self.res[a:b] @ (-2.0 * centres).T
+        part += np.einsum("ij,ij->i", centres, centres)[None, :]
+        closest = part.min(axis=1)
+        closest += self.res_sq[a:b]
+        np.maximum(closest, 0.0, out=closest)
         block = self.mind[a:b]
-        np.minimum(block, d2.min(axis=1), out=block)  # picked rows stay at -1
+        np.minimum(block, closest, out=block)  # picked rows stay at -1
         self.upper[g] = block.max()
 
-    def exact_mind(self, rows: np.ndarray, chunk: int = 512) -> np.ndarray:
-        """float64 distances to the nearest picked centre, computed as the reference does."""
+    def exact_mind(self, rows: np.ndarray) -> np.ndarray:
+        """float64 distance to the nearest picked centre, computed as the reference does:
+        a float64 product finds the centres that can be nearest, those are recomputed
+        with direct differences."""
+        t = len(self.centre_rows)
         x = self.x[rows].astype(np.float64)
-        centres = self.centres[: len(self.centre_rows)]
-        best = np.full(len(rows), np.inf)
-        for lo in range(0, len(centres), chunk):
-            d2 = ((x[:, None, :] - centres[None, lo : lo + chunk, :]) ** 2).sum(axis=2)
-            best = np.minimum(best, d2.min(axis=1))
+        x_sq = np.einsum("ij,ij->i", x, x)
+        scale = x_sq[:, None] + self.centre_sq[None, :t]
+        approx = scale - 2.0 * (x @ self.centres[:t].T)
+        near = approx <= approx.min(axis=1, keepdims=True) + 1e-9 * scale  # >> float64 error
+        best = np.empty(len(rows))
+        for i in range(len(rows)):
+            centres = self.centres[np.flatnonzero(near[i])]
+            best[i] = ((x[i] - centres) ** 2).sum(axis=1).min()
         return best
 
     def next_row(self) -> int:
