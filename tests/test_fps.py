@@ -41,7 +41,7 @@ def datasets():
 
 
 @pytest.mark.parametrize("name", list(datasets()))
-@pytest.mark.parametrize("group_rows", [64, 1024])
+@pytest.mark.parametrize("group_rows", [16, 64, 1024])
 def test_same_picks_as_the_plain_algorithm(name, group_rows):
     x = datasets()[name]
     n = min(200, len(x))
