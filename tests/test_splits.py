@@ -60,11 +60,32 @@ def _run(tmp_path, inputs, mode, seed=0, tag="a"):
 
 
 def test_split_sizes_are_within_one_frame_of_the_fractions():
-    for n in range(1, 300):
+    for n in range(5, 300):
         sizes = splits.split_sizes(n, [0.8, 0.1, 0.1])
         assert sum(sizes) == n
         assert all(abs(s - n * f) <= 1 for s, f in zip(sizes, [0.8, 0.1, 0.1], strict=True))
     assert splits.split_sizes(143, [8, 1, 1]) == [114, 14, 15]
+
+
+def test_every_split_gets_a_frame_when_there_are_enough():
+    # 7 frames at 8:1:1 round to 6/1/0; an empty test split crashed mace evaluation
+    assert splits.split_sizes(7, [0.8, 0.1, 0.1]) == [5, 1, 1]
+    assert splits.split_sizes(3, [0.8, 0.1, 0.1]) == [1, 1, 1]
+    assert splits.split_sizes(2, [0.8, 0.1, 0.1]) == [1, 1, 0]
+    assert splits.split_sizes(7, [0.9, 0.1, 0.0]) == [6, 1, 0]  # zero fraction stays empty
+
+
+def test_too_few_trajectories_is_a_clear_error(tmp_path, inputs):
+    files, isolated = inputs
+    outputs = {name: tmp_path / f"{name}.extxyz" for name in splits.SPLITS}
+    with pytest.raises(ValueError, match="would be empty: 35 usable frames in 2 trajectories"):
+        splits.write_splits(files[:3:2], isolated, outputs, "trajectory", [0.8, 0.1, 0.1], 0)
+    with pytest.raises(ValueError, match="valid, test would be empty"):
+        splits.write_splits(files[:1], isolated, outputs, "trajectory", [0.8, 0.1, 0.1], 0)
+    assert not outputs["train"].exists()  # nothing half-written
+    # a zero fraction may stay empty
+    counts = splits.write_splits(files[:2], isolated, outputs, "trajectory", [0.5, 0.5, 0.0], 0)
+    assert counts == {"train": 3 + 12, "valid": 7, "test": 0}
 
 
 def test_frame_split_sizes_and_isolated_atoms(tmp_path, inputs):

@@ -51,10 +51,19 @@ def read_trajectory(path: Path | str) -> tuple[Trajectory, int]:
 
 
 def split_sizes(n: int, fractions) -> list[int]:
-    """Sizes summing to ``n``, each within one of ``n * fraction`` (fractions normalised)."""
+    """Sizes summing to ``n``, each within one of ``n * fraction`` (fractions normalised),
+    except that every split with a positive fraction gets at least one frame when ``n``
+    allows it (an empty test split would crash evaluation far downstream): the frame comes
+    from the largest split, so with 8:1:1 sizes stay within one frame from n = 5 on."""
     weights = np.asarray(fractions, dtype=float) / float(np.sum(fractions))
     first = [int(round(n * w)) for w in weights[:-1]]
-    return [*first, n - sum(first)]
+    sizes = [*first, n - sum(first)]
+    for s in np.flatnonzero(weights > 0):
+        largest = int(np.argmax(sizes))
+        if sizes[s] == 0 and sizes[largest] > 1:
+            sizes[s] += 1
+            sizes[largest] -= 1
+    return sizes
 
 
 def frame_split(n_frames: int, fractions, seed: int) -> list[np.ndarray]:
@@ -118,6 +127,14 @@ def write_splits(
     if not_isolated:
         raise ValueError(f"{isolated_atoms}: frames {not_isolated} are not isolated atoms")
     parts = split_frames(trajectories, mode, fractions, seed)
+    empty = [name for name, w in zip(SPLITS, fractions, strict=True) if w > 0 and not parts[name]]
+    if empty:
+        n_frames = sum(len(t.frames) for t in trajectories)
+        raise ValueError(
+            f"split(s) {', '.join(empty)} would be empty: {n_frames} usable frames in "
+            f"{len(trajectories)} trajectories cannot fill fractions {list(fractions)} in "
+            f"{mode!r} mode; add defects or substituents, or use dataset.split.mode: frame"
+        )
     parts["train"] = atoms + parts["train"]
     for name, frames in parts.items():
         outputs[name].parent.mkdir(parents=True, exist_ok=True)
