@@ -77,7 +77,7 @@ def compare(name: str, x: np.ndarray, k: int, quick: bool, start: int = 0) -> li
     ours_s, ours = timed(fps.fps_cpu, x, k, start)
     base_s, base = timed(fpsample.fps_sampling, x, k, start_idx=start)
     identical = bool(np.array_equal(ours, base))
-    mace_s, mace = mace_heuristic(x, k, start, timeout_s=60 if quick else 900)
+    mace_s, mace = mace_heuristic(x, k, start, timeout_s=60 if quick else 180)
     if mace is None:
         mace_note = f"did not finish in {mace_s:.0f} s"
     else:

@@ -32,13 +32,30 @@ def section_file(section):
     """``results/config/{section}.json``: the validated section, as an input of the rules
     that use it. Written at parse time and only when its content changes, so that a change
     of, e.g., the CP2K settings reruns the CP2K jobs while adding a dopant reruns nothing.
-    ``run_label`` is added except to ``dft`` (a new label must not redo DFT)."""
+    ``run_label`` is added except to ``dft`` (a new label must not redo DFT); ``dft`` holds
+    only what changes CP2K's numbers (the rest is in :func:`dft_runtime_file`)."""
+    from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
+
     content = (
         dict(config[section]) if isinstance(config[section], dict) else config[section]
     )
-    if section != "dft" and isinstance(content, dict):
+    if section == "dft":
+        content = {k: v for k, v in content.items() if k not in NON_PHYSICS_KEYS}
+    elif isinstance(content, dict):
         content = {**content, "run_label": config["run_label"]}
-    path = Path("results/config") / f"{section}.json"
+    return _write_if_changed(Path("results/config") / f"{section}.json", content)
+
+
+def dft_runtime_file():
+    """``results/config/dft_runtime.json``: how CP2K is launched (binary, MPI, custodian,
+    wall-time margin). A param, not an input: changing it reruns no DFT."""
+    from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
+
+    runtime = {k: v for k, v in config["dft"].items() if k in NON_PHYSICS_KEYS}
+    return _write_if_changed(Path("results/config/dft_runtime.json"), runtime)
+
+
+def _write_if_changed(path, content):
     text = json.dumps(content, indent=1, sort_keys=True)
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)

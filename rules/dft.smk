@@ -30,9 +30,11 @@ rule cp2k_relax:
         tasks=config["dft"]["mpi_ranks"],
     params:
         workdir=lambda wildcards, output: Path(output[0]).parent,
+        runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.run relax --structure {input.structure}"
-        " --settings {input.settings} --workdir {params.workdir} --summary {output}"
+        " --settings {input.settings} --runtime-settings {params.runtime}"
+        " --workdir {params.workdir} --summary {output}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
@@ -79,9 +81,11 @@ rule cp2k_isolated_atom:
         tasks=config["dft"]["mpi_ranks"],
     params:
         workdir=lambda wildcards, output: Path(output[0]).parent,
+        runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.run isolated-atom --element {wildcards.element}"
-        " --settings {input.settings} --workdir {params.workdir} --summary {output}"
+        " --settings {input.settings} --runtime-settings {params.runtime}"
+        " --workdir {params.workdir} --summary {output}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
@@ -127,9 +131,11 @@ rule cp2k_mptrj_single_point:
         tasks=config["dft"]["mpi_ranks"],
     params:
         workdir=lambda wildcards, output: Path(output[0]).parent,
+        runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.run single-point --structure {input.structures}"
-        " --index {wildcards.index} --settings {input.settings} --workdir {params.workdir}"
+        " --index {wildcards.index} --settings {input.settings}"
+        " --runtime-settings {params.runtime} --workdir {params.workdir}"
         " --summary {output} --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
@@ -177,7 +183,9 @@ rule cp2k_check_inputs:
         runtime=30,
     params:
         elements=dataset_elements(),
+        runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.inputs check --settings {input.settings}"
+        " --runtime-settings {params.runtime}"
         " --elements {params.elements} --workdir results/cp2k/input_check"
         " --report {output} > {log} 2>&1"

@@ -1,6 +1,7 @@
 """Config validation: schema defaults, clear errors naming key and value, dry-run job counts."""
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -125,3 +126,33 @@ def test_snakemake_stops_before_scheduling_on_a_bad_config(tmp_path):
     assert result.returncode != 0
     assert "config key 'defects.supercell.0'" in result.stderr + result.stdout
     assert not (tmp_path / "results" / "structures").exists()
+
+
+def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path):
+    """A new wall time, launcher or custodian setting must not touch results/config/dft.json
+    (an input of every CP2K job: a change would rerun all DFT and retrain every model)."""
+    before = copy.deepcopy(MINIMAL)
+    dry_run(before, tmp_path / "run")
+    physics = tmp_path / "run" / "results" / "config" / "dft.json"
+    runtime = tmp_path / "run" / "results" / "config" / "dft_runtime.json"
+    physics_text, physics_mtime = physics.read_text(), physics.stat().st_mtime_ns
+    assert "custodian" not in json.loads(physics_text)
+    assert json.loads(physics_text)["cutoff"] == 500  # the schema default
+    after = copy.deepcopy(before)
+    after["dft"] = {
+        "custodian": {"max_errors": 7},
+        "resources": {"relax_runtime_min": 999},
+        "mpi_launcher": "srun",
+    }
+    workdir, config_file = tmp_path / "run", tmp_path / "run" / "config.yaml"
+    config_file.write_text(yaml.safe_dump(after))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(config_file),
+         "--replace-workflow-config", "--quiet", "rules"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert physics.stat().st_mtime_ns == physics_mtime and physics.read_text() == physics_text
+    written = json.loads(runtime.read_text())
+    assert written["custodian"]["max_errors"] == 7 and written["mpi_launcher"] == "srun"

@@ -36,8 +36,10 @@ TASKS = ("relax", "single_point", "isolated_atom")
 PROJECT = "cp2k"
 INPUT_NAME = "cp2k.inp"
 OUTPUT_NAME = "cp2k.out"
-# Keys that change no number CP2K computes: left out of the settings hash.
-_NON_PHYSICS_KEYS = (
+# Keys that change no number CP2K computes: left out of the settings hash, and kept out of
+# results/config/dft.json (they go to dft_runtime.json) so a new wall time, launcher or
+# CP2K path reruns no DFT job and nothing downstream.
+NON_PHYSICS_KEYS = (
     "command",
     "mpi_launcher",
     "mpi_ranks",
@@ -127,7 +129,7 @@ def dft_settings(overrides: dict | None = None) -> dict:
 
 def settings_hash(settings: dict) -> str:
     """12 hex digits identifying the physics of the settings (not where/how CP2K runs)."""
-    physics = {k: v for k, v in settings.items() if k not in _NON_PHYSICS_KEYS + ("run_label",)}
+    physics = {k: v for k, v in settings.items() if k not in NON_PHYSICS_KEYS + ("run_label",)}
     text = json.dumps(physics, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -555,9 +557,16 @@ def _cp2k_env(threads: int) -> dict:
     return env
 
 
-def _load_settings(path: str) -> dict:
+def load_settings(path: str | Path, runtime: str | Path | None = None) -> dict:
+    """The dft settings: the physics file (results/config/dft.json) with, when given, the
+    runtime keys (results/config/dft_runtime.json) on top."""
     settings = json.loads(Path(path).read_text())
+    if runtime is not None:
+        settings.update(json.loads(Path(runtime).read_text()))
     settings.pop("run_label", None)
+    missing = [k for k in NON_PHYSICS_KEYS if k not in settings and k != "resources"]
+    if missing:
+        raise KeyError(f"{path}: no {', '.join(missing)} (pass --runtime-settings)")
     return settings
 
 
@@ -570,14 +579,16 @@ def main(argv=None) -> int:
     write.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
     write.add_argument("--element", help="isolated_atom: the element")
     write.add_argument("--settings", required=True, help="results/config/dft.json")
+    write.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
     write.add_argument("--out", required=True)
     check = sub.add_parser("check", help="cp2k --check + setup of each element's study input")
     check.add_argument("--settings", required=True)
+    check.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
     check.add_argument("--elements", nargs="+", required=True)
     check.add_argument("--workdir", required=True)
     check.add_argument("--report", help="also write the report to this file")
     args = parser.parse_args(argv)
-    settings = _load_settings(args.settings)
+    settings = load_settings(args.settings, args.runtime_settings)
     if args.command == "write":
         if args.task == "isolated_atom":
             calc = prepare_isolated_atom(args.element, settings)

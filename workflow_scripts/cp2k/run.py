@@ -53,6 +53,7 @@ from workflow_scripts.cp2k.inputs import (
     PROJECT,
     Calculation,
     InputError,
+    load_settings,
     load_structure,
     prepare,
     prepare_isolated_atom,
@@ -545,6 +546,7 @@ def main(argv=None) -> int:
             task.add_argument("--structure", required=True, help="pymatgen JSON or extxyz")
             task.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
         task.add_argument("--settings", required=True, help="results/config/dft.json")
+        task.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
         task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
         task.add_argument("--summary", required=True, help="summary JSON written on success")
         task.add_argument("--threads", type=int, default=1)
@@ -556,8 +558,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
-    settings = json.loads(Path(args.settings).read_text())
-    settings.pop("run_label", None)
+    settings = load_settings(args.settings, args.runtime_settings)
     if args.mpi_launcher:
         settings["mpi_launcher"] = args.mpi_launcher
     if args.mpi_ranks:

@@ -65,6 +65,13 @@ PARTIAL_NOTE = (
     "\n\\* evaluated on the frames whose elements the model knows; see tableA1 "
     "(n_evaluated / n_frames).\n"
 )
+ENERGY_SCALE_NOTE = (
+    "\nEnergies are total energies on each label's own scale. A model whose head was fitted "
+    "to CP2K isolated atoms predicts CP2K-scale energies; one fitted to VASP data predicts "
+    "VASP-scale energies. An E MAE across the two (CP2K test set vs VASP-scale model or the "
+    "reverse) measures the codes' reference offset (hundreds of eV/atom with GTH "
+    "pseudopotentials), not the model: compare energies within one code, forces across codes.\n"
+)
 ELEMENT_COLUMNS = ("model", "test_set", "element", "n_atoms", "force_mae_ev_per_a")
 
 
@@ -335,7 +342,9 @@ def write_table_a1(summary_rows: list[dict], out_dir: Path, run_label: str) -> N
         for row in summary_rows
     ]
     (out_dir / "tableA1.md").write_text(
-        f"# Energy and force errors — {run_label}\n\n" + markdown_table(header, rows)
+        f"# Energy and force errors — {run_label}\n\n"
+        + markdown_table(header, rows)
+        + ENERGY_SCALE_NOTE
     )
 
 
