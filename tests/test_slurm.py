@@ -64,6 +64,10 @@ def _skip_reason():
     return None
 
 
+if os.environ.get("PEROVS_REQUIRE_SLURM") == "1" and _skip_reason() is not None:
+    # CI sets this: there the SLURM test must run, a skip would hide a broken profile
+    raise RuntimeError(f"PEROVS_REQUIRE_SLURM=1 but the SLURM test cannot run: {_skip_reason()}")
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.cluster,
