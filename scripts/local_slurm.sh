@@ -219,6 +219,15 @@ cmd_stop() {
         fi
         rm -f "$PID_DIR/$name.pid"
     done
+    # With no controller left, a slurm.conf naming one makes every SLURM client wait ~9 s for
+    # it, and Snakemake's SLURM plugin calls scontrol at import: every later `snakemake` took
+    # 11 s instead of 2 s here. Remove the files this script wrote (start writes them again).
+    local file
+    for file in "$SLURM_CONF_FILE" "$GRES_CONF_FILE"; do
+        if [[ -f $file ]] && grep -qF "$MARKER" "$file"; then
+            rm -f "$file"
+        fi
+    done
 }
 
 cmd_status() {
