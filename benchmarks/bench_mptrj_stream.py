@@ -111,7 +111,7 @@ def generate(path: Path, size_bytes: int, seed: int = 0) -> dict:
 
 
 CHILD = """
-import json, os, resource, sys, time
+import json, os, sys, time
 from pathlib import Path
 os.sched_setaffinity(0, {{{cpu}}})
 sys.path.insert(0, {repo!r})
@@ -145,7 +145,10 @@ else:
             if time.perf_counter() - start > limit:
                 break
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child of a
+# big parent (the benchmark runner after FPS) reported the parent's 12 GB peak.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+peak = int(hwm.split()[1]) / 1024
 print(json.dumps({{"frames": frames, "seconds": seconds, "peak_rss_mb": peak}}))
 """
 
