@@ -55,6 +55,14 @@ def dft_runtime_file():
     return _write_if_changed(Path("results/config/dft_runtime.json"), runtime)
 
 
+def variant_file(variant):
+    """``results/config/variants/{variant}.json``: one variant's settings (in the layout of
+    variants.json), the input of its training job: adding or changing a variant retrains that
+    variant only, not every model."""
+    content = {variant: config["variants"][variant], "run_label": config["run_label"]}
+    return _write_if_changed(Path("results/config/variants") / f"{variant}.json", content)
+
+
 def _write_if_changed(path, content):
     text = json.dumps(content, indent=1, sort_keys=True)
     if not path.is_file() or path.read_text() != text:

@@ -42,7 +42,7 @@ rule mace_train:
                 config, w.variant, mptrj_name(), omat24_name()
             )
         ),
-        variants=section_file("variants"),
+        variants=lambda w: variant_file(w.variant),
         settings=section_file("mace"),
     output:
         model="results/models/{variant}.model",

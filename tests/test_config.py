@@ -156,3 +156,43 @@ def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path):
     assert physics.stat().st_mtime_ns == physics_mtime and physics.read_text() == physics_text
     written = json.loads(runtime.read_text())
     assert written["custodian"]["max_errors"] == 7 and written["mpi_launcher"] == "srun"
+
+
+def _snakemake(workdir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+         "--replace-workflow-config", "--cores", "1", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_adding_a_variant_retrains_only_that_variant(tmp_path):
+    """On a completed demo workflow (every output created and touched, nothing run), a new
+    variant plans its own training, its predictions and the tables, and no other model."""
+    config = yaml.safe_load((REPO_ROOT / "demo" / "config.yaml").read_text())
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = _snakemake(workdir, "--summary")
+    for line in summary.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 5 and fields[0].startswith("results/"):
+            (workdir / fields[0]).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / fields[0]).touch()
+    _snakemake(workdir, "--touch")
+    assert "Nothing to be done" in _snakemake(workdir, "-n")
+    config["variants"]["ft-dopants-standard-lr1e-4"] = {
+        "method": "standard",
+        "data": "perovs_dopants",
+        "lr": 1.0e-4,
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = _snakemake(workdir, "-n", "--quiet", "rules")
+    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", planned, re.MULTILINE)}
+    assert counts["mace_train"] == 1
+    assert counts["mace_predict"] == len(config["evaluation"]["test_sets"])
+    assert not {r for r in counts if r.startswith(("cp2k_", "chgnet", "mace_descriptors"))}
+    assert "dataset_splits" not in counts and "mace_foundation_model" not in counts
