@@ -60,7 +60,9 @@ def variant_file(variant):
     variants.json), the input of its training job: adding or changing a variant retrains that
     variant only, not every model."""
     content = {variant: config["variants"][variant], "run_label": config["run_label"]}
-    return _write_if_changed(Path("results/config/variants") / f"{variant}.json", content)
+    return _write_if_changed(
+        Path("results/config/variants") / f"{variant}.json", content
+    )
 
 
 def _write_if_changed(path, content):
