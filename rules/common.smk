@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
 from workflow_scripts.defects import plan_defects
 
 BASE_DIR = Path(workflow.basedir)
@@ -34,8 +35,6 @@ def section_file(section):
     of, e.g., the CP2K settings reruns the CP2K jobs while adding a dopant reruns nothing.
     ``run_label`` is added except to ``dft`` (a new label must not redo DFT); ``dft`` holds
     only what changes CP2K's numbers (the rest is in :func:`dft_runtime_file`)."""
-    from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
-
     content = (
         dict(config[section]) if isinstance(config[section], dict) else config[section]
     )
@@ -49,8 +48,6 @@ def section_file(section):
 def dft_runtime_file():
     """``results/config/dft_runtime.json``: how CP2K is launched (binary, MPI, custodian,
     wall-time margin). A param, not an input: changing it reruns no DFT."""
-    from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
-
     runtime = {k: v for k, v in config["dft"].items() if k in NON_PHYSICS_KEYS}
     return _write_if_changed(Path("results/config/dft_runtime.json"), runtime)
 

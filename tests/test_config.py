@@ -83,20 +83,27 @@ def test_host_dependent_errors_name_the_key(host, message):
         plan_defects(config, REPO_ROOT)
 
 
+def _snakemake(workdir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
+         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+         "--replace-workflow-config", "--cores", "1", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return result.stdout + result.stderr
+
+
+def rule_counts(output: str) -> dict[str, int]:
+    """Job counts per rule from `snakemake -n --quiet rules` output."""
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
+
+
 def dry_run(config: dict, workdir: Path) -> dict[str, int]:
     """Job counts per rule of `snakemake -n` for a config, run in its own directory."""
     workdir.mkdir(parents=True)
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
-         "--directory", str(workdir), "--configfile", str(config_file),
-         "--replace-workflow-config", "--quiet", "rules"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, re.MULTILINE))
-    return {rule: int(n) for rule, n in counts.items()}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
 
 
 def test_adding_a_substituent_adds_exactly_its_jobs(tmp_path):
@@ -144,29 +151,11 @@ def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path):
         "resources": {"relax_runtime_min": 999},
         "mpi_launcher": "srun",
     }
-    workdir, config_file = tmp_path / "run", tmp_path / "run" / "config.yaml"
-    config_file.write_text(yaml.safe_dump(after))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
-         "--directory", str(workdir), "--configfile", str(config_file),
-         "--replace-workflow-config", "--quiet", "rules"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(after))
+    _snakemake(tmp_path / "run", "-n", "--quiet", "rules")
     assert physics.stat().st_mtime_ns == physics_mtime and physics.read_text() == physics_text
     written = json.loads(runtime.read_text())
     assert written["custodian"]["max_errors"] == 7 and written["mpi_launcher"] == "srun"
-
-
-def _snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
-         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-         "--replace-workflow-config", "--cores", "1", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
-    return result.stdout + result.stderr
 
 
 def test_adding_a_variant_retrains_only_that_variant(tmp_path):
@@ -190,8 +179,7 @@ def test_adding_a_variant_retrains_only_that_variant(tmp_path):
         "lr": 1.0e-4,
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    planned = _snakemake(workdir, "-n", "--quiet", "rules")
-    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", planned, re.MULTILINE)}
+    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
     assert counts["mace_train"] == 1
     assert counts["mace_predict"] == len(config["evaluation"]["test_sets"])
     assert not {r for r in counts if r.startswith(("cp2k_", "chgnet", "mace_descriptors"))}

@@ -133,7 +133,8 @@ def write_splits(
         raise ValueError(
             f"split(s) {', '.join(empty)} would be empty: {n_frames} usable frames in "
             f"{len(trajectories)} trajectories cannot fill fractions {list(fractions)} in "
-            f"{mode!r} mode; add defects or substituents, or use dataset.split.mode: frame"
+            f"{mode!r} mode; add defects or substituents"
+            + (", or use dataset.split.mode: frame" if mode == "trajectory" else "")
         )
     parts["train"] = atoms + parts["train"]
     for name, frames in parts.items():

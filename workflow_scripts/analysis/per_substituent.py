@@ -25,17 +25,11 @@ from workflow_scripts.analysis.common import (
     write_figure,
 )
 from workflow_scripts.elements import ATOMIC_NUMBER
+from workflow_scripts.mace.metrics import PER_SUBSTITUENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "model",
-    "test_set",
-    "substituent",
-    "n_frames",
-    "energy_mae_ev_per_atom",
-    "force_mae_ev_per_a",
-)
+COLUMNS = PER_SUBSTITUENT_COLUMNS  # results/metrics/per_substituent.csv, as metrics writes it
 PANELS = (
     ("energy_mae_ev_per_atom", "energy MAE (eV/atom)"),
     ("force_mae_ev_per_a", "force MAE (eV/Å)"),

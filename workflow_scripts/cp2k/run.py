@@ -558,13 +558,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
-    settings = load_settings(args.settings, args.runtime_settings)
-    if args.mpi_launcher:
-        settings["mpi_launcher"] = args.mpi_launcher
-    if args.mpi_ranks:
-        settings["mpi_ranks"] = args.mpi_ranks
     task = TASK_NAMES[args.command]
     try:
+        settings = load_settings(args.settings, args.runtime_settings)
+        if args.mpi_launcher:
+            settings["mpi_launcher"] = args.mpi_launcher
+        if args.mpi_ranks:
+            settings["mpi_ranks"] = args.mpi_ranks
         if task == "isolated_atom":
             calc = prepare_isolated_atom(args.element, settings)
         else:
