@@ -33,4 +33,7 @@ fi
 echo "setup: installing pinned Python packages"
 .venv/bin/python -m pip install -q -r requirements.txt -c constraints.txt
 .venv/bin/python -m pip install -q --no-deps -e .
+# Named profiles (`snakemake --profile slurm all`): links into ~/.config/snakemake, never
+# replacing a user's own profile of the same name (then it says how to install under a prefix).
+bash scripts/install_profiles.sh || echo "setup: named profiles not all installed (see above)"
 echo "setup: done ($(.venv/bin/python --version), $(cp2k.psmp --version 2>/dev/null | head -1))"

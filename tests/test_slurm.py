@@ -1,7 +1,8 @@
 """The SLURM profile against a real single-node SLURM cluster (scripts/local_slurm.sh).
 
-A part of the demo DAG with CP2K and MACE jobs runs through ``--profile profiles/slurm`` in a
-copy of the repository. Partitions and GRES are read from SLURM's own records (``squeue
+A part of the demo DAG with CP2K and MACE jobs runs through ``--profile slurm``, the named
+profile exactly as cluster users type it, in a copy of the repository whose
+``scripts/install_profiles.sh`` installed it (into a config folder of the test's own). Partitions and GRES are read from SLURM's own records (``squeue
 --states=all`` and the job-completion log), not from the profile. Then: a single-target rerun,
 an added substituent (dry-run job counts) and a job cancelled with ``scancel``.
 """
@@ -172,18 +173,20 @@ class Run:
 
 
 class Workflow:
-    """A copy of the repository, run through ``--profile profiles/slurm`` with a test config."""
+    """A copy of the repository, run through the named profile ``--profile slurm`` (installed by
+    the copy's scripts/install_profiles.sh under ``config_home``) with a test config."""
 
-    def __init__(self, root, config_path):
+    def __init__(self, root, config_path, config_home):
         self.root = root
         self.config_path = config_path
+        self.config_home = config_home
         self.runs = []
 
     def command(self, *args):
         return [
             str(BIN_DIR / "snakemake"),
             "--profile",
-            "profiles/slurm",
+            "slurm",
             *args,
             # last: --configfile takes every value up to the next option
             "--configfile",
@@ -192,7 +195,25 @@ class Workflow:
 
     def environment(self):
         # Jobs inherit this environment (sbatch --export=ALL): the venv's python first.
-        return {**os.environ, "PATH": f"{BIN_DIR}:{os.environ['PATH']}"}
+        # Snakemake finds a bare profile name under $XDG_CONFIG_HOME/snakemake.
+        return {
+            **os.environ,
+            "PATH": f"{BIN_DIR}:{os.environ['PATH']}",
+            "XDG_CONFIG_HOME": str(self.config_home),
+        }
+
+    def install_profiles(self):
+        """The README's setup step for named profiles, run in the copy."""
+        result = subprocess.run(
+            ["bash", "scripts/install_profiles.sh"],
+            cwd=self.root,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        installed = self.config_home / "snakemake" / "slurm"
+        assert installed.resolve() == (self.root / "profiles" / "slurm").resolve()
 
     def start(self, *args):
         """Start snakemake; its output goes to a log file beside the copy (a pipe could fill
@@ -313,11 +334,14 @@ def ignore_when_copying(folder, names):
 
 @pytest.fixture(scope="module")
 def workflow(slurm_cluster, tmp_path_factory):
-    root = tmp_path_factory.mktemp("perovs-slurm") / "repo"
+    base = tmp_path_factory.mktemp("perovs-slurm")
+    root = base / "repo"
     shutil.copytree(REPO, root, ignore=ignore_when_copying)
     config_path = root / "scenario.yaml"
     config_path.write_text(yaml.safe_dump(scenario_config(), sort_keys=False))
-    return Workflow(root, config_path)
+    workflow = Workflow(root, config_path, config_home=base / "config")
+    workflow.install_profiles()
+    return workflow
 
 
 def targets(workflow):
