@@ -1,5 +1,8 @@
 """CP2K output parsing on synthetic outputs in CP2K 2023.1's format (no CP2K needed)."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -188,3 +191,215 @@ def test_input_geometry_and_positions(tmp_path):
     assert [f.step for f in frames] == [1] and frames[0].positions[2, 2] == 2.5
     with pytest.raises(Cp2kParseError, match="incomplete or corrupt xyz frame"):
         read_positions(pos, 3)
+
+
+# --- Real CP2K outputs of several versions (tests/data/cp2k_outputs/SOURCES.md) -------------
+
+DATA = Path(__file__).parent / "data" / "cp2k_outputs"
+
+# name: (atoms, expect_stress, version string, evaluations, checks read by hand from the file:
+# (evaluation, energy [Hartree], {atom index: force row [Hartree/bohr]}, {stress row: GPa}))
+REAL = {
+    "cp2k-7.1_energy_force_375atoms.out": (
+        375, False, "CP2K version 7.1", 1,
+        [(0, -8551.039999194017582, {0: [0.02729145, -0.00784250, -0.00456869],
+                                     374: [-0.00110730, -0.00242970, -0.01129057]}, {})],
+    ),
+    "cp2k-2023.1_md_nvt_116atoms.out": (
+        116, False, "CP2K version 2023.1", 4,
+        [(0, -511.523420184336260, {0: [0.01422664, -0.00222926, -0.00424989],
+                                    115: [0.00966599, -0.00413082, -0.02796852]}, {}),
+         (3, -511.858156598407334, {0: [0.01331685, -0.00279606, -0.00310734],
+                                    115: [-0.02263646, 0.02160079, 0.02576134]}, {})],
+    ),
+    "cp2k-2023.2_md_nvt_stress_12atoms.out": (
+        12, True, "CP2K version 2023.2", 4,
+        [(0, -68.975218663225021, {0: [-0.01133483, 0.01674381, 0.00385291],
+                                   11: [-0.00083814, -0.00377846, -0.01341146]},
+          {0: [-3.72808936288e-01, -2.59880244403e-02, 7.83856959473e-02],
+           2: [7.83856959473e-02, -4.05490610505e-02, -1.80988446458e-01]}),
+         (3, -68.972324812269690, {0: [0.03350554, -0.02238365, 0.03461046],
+                                   11: [-0.00586974, -0.00289847, -0.01658541]},
+          {0: [3.93916457497e-01, -4.41865430316e-02, 6.53040057518e-02],
+           1: [-4.41865430316e-02, 1.34154112834e-01, -4.14572044177e-03],
+           2: [6.53040057518e-02, -4.14572044177e-03, 4.48116605505e-01]})],
+    ),
+    "cp2k-2024.1_energy_force_8atoms.out": (
+        8, False, "CP2K version 2024.1", 1,
+        [(0, -31.297885372784116, {0: [0.0, 0.0, 0.0], 7: [-0.00000001, -0.00000001, -0.00000001]},
+          {})],
+    ),
+    "cp2k-2025.1_energy_force_8atoms.out": (
+        8, False, "CP2K version 2025.1", 1,
+        [(0, -31.297885372784130, {0: [4.81711300e-09, 4.81761627e-09, 4.87307408e-09],
+                                   7: [-5.05052618e-09, -5.19278231e-09, -1.27586630e-08]}, {})],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_outputs_give_the_printed_values(name):
+    n_atoms, stress, version, count, checks = REAL[name]
+    out = read_output(DATA / name, n_atoms, expect_stress=stress)
+    assert out.version == version and out.ended and len(out.evaluations) == count
+    assert all(e.scf_converged for e in out.evaluations) and out.incomplete_tail is None
+    for index, energy, forces, stress_rows in checks:
+        evaluation = out.evaluations[index]
+        assert evaluation.energy == energy and evaluation.forces.shape == (n_atoms, 3)
+        for atom, row in forces.items():
+            assert evaluation.forces[atom].tolist() == row
+        for row, values in stress_rows.items():
+            assert evaluation.stress[row].tolist() == values
+        assert (evaluation.stress is None) == (not stress)
+
+
+def completion_ends(text):
+    """Offsets just after the line that completes each evaluation (last force row block end,
+    or the third stress row)."""
+    stress = re.finditer(r"^ STRESS\| Analytical stress tensor.*\n.*\n.*\n.*\n.*\n", text, re.M)
+    ends = [m.end() for m in stress]
+    if ends:
+        return ends
+    forces_end = r"^ (SUM OF ATOMIC FORCES|FORCES\| Sum).*\n"
+    return [m.end() for m in re.finditer(forces_end, text, re.M)]
+
+
+def cut_points(text):
+    """One cut offset per position class, in the last force evaluation of ``text``."""
+    energy = list(re.finditer(r"^ ENERGY\| Total FORCE_EVAL.*$", text, re.M))[-1]
+    header = re.compile(r"^ (ATOMIC FORCES in \[a\.u\.\]|FORCES\| Atomic forces \[.*\])$", re.M)
+    forces = header.search(text, energy.end())
+    row = re.compile(r"^ +(FORCES\| +)?\d+ .*$", re.M)
+    first, second, third = list(row.finditer(text, forces.end()))[:3]
+    number = list(re.finditer(r"-?\d\.\d+", third.group()))[1]
+    points = {
+        "energy line mid-number": energy.end() - 4,
+        "right after the energy line": energy.end() + 1,
+        "inside the forces header": forces.start() + 10,
+        "force row mid-number": third.start() + number.start() + 4,
+        "between force rows": second.end() + 1,
+        "right before PROGRAM ENDED": text.index("  **** **** ******  **  PROGRAM ENDED AT"),
+    }
+    stress = re.compile(r"^ STRESS\| Analytical stress tensor.*\n.*\n.*\n(.*)\n", re.M)
+    block = list(stress.finditer(text))
+    if block:
+        y_row = block[-1].start(1)
+        first_digit = re.search(r"\d", text[y_row + len(" STRESS|      y") :]).start()
+        points["inside the stress header"] = block[-1].start() + 20
+        points["stress row after its first digit"] = (
+            y_row + len(" STRESS|      y") + first_digit + 1
+        )
+    return points
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_cut_anywhere_keeps_exactly_the_complete_evaluations(name, tmp_path):
+    n_atoms, stress, *_ = REAL[name]
+    text = (DATA / name).read_text()
+    full = read_output(DATA / name, n_atoms, expect_stress=stress).evaluations
+    ends = completion_ends(text)
+    assert len(ends) == len(full)
+    for where, offset in cut_points(text).items():
+        path = write(tmp_path, text[:offset], f"cut-{offset}.out")
+        out = read_output(path, n_atoms, expect_stress=stress, allow_incomplete=True)
+        complete = sum(end <= offset for end in ends)
+        assert len(out.evaluations) == complete, where
+        for got, expected in zip(out.evaluations, full, strict=False):
+            assert got.energy == expected.energy, where
+            assert np.array_equal(got.forces, expected.forces), where
+            assert (got.stress is None and expected.stress is None) or np.array_equal(
+                got.stress, expected.stress
+            ), where
+        with pytest.raises(Cp2kParseError, match=re.escape(str(path))):
+            read_output(path, n_atoms, expect_stress=stress)
+
+
+def test_every_cut_offset_of_a_real_file_is_safe(tmp_path):
+    """Cut after every byte of the last evaluation of the 2025.1 output."""
+    name = "cp2k-2025.1_energy_force_8atoms.out"
+    text = (DATA / name).read_text()
+    start = text.index(" ENERGY| Total FORCE_EVAL") - 2
+    stop = text.index(" FORCES| Total atomic force") + 2
+    full = read_output(DATA / name, 8, expect_stress=False).evaluations[0]
+    for offset in range(start, stop):
+        path = write(tmp_path, text[:offset])
+        out = read_output(path, 8, expect_stress=False, allow_incomplete=True)
+        assert len(out.evaluations) == (offset >= text.index(" FORCES| Total atomic force"))
+        for got in out.evaluations:
+            assert np.array_equal(got.forces, full.forces) and got.energy == full.energy
+
+
+def insert_after(text, marker, new_line):
+    """``text`` with ``new_line`` after the line holding ``marker``; its 1-based number."""
+    lines = text.split("\n")
+    index = next(i for i, line in enumerate(lines) if marker in line) + 1
+    lines.insert(index, new_line)
+    return "\n".join(lines), index + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "marker", "bad"),
+    [
+        ("cp2k-2025.1_energy_force_8atoms.out", "FORCES| Sum", " FORCES| Grand total force 1.0"),
+        ("cp2k-2025.1_energy_force_8atoms.out", "FORCES|      3", " FORCES|      4  1.0  2.0"),
+        ("cp2k-2023.2_md_nvt_stress_12atoms.out", "STRESS| Determinant", " STRESS| Pressure 1.0"),
+        ("cp2k-2023.2_md_nvt_stress_12atoms.out", "STRESS|      x", " STRESS|      x 1 2 3"),
+        ("cp2k-2024.1_energy_force_8atoms.out", "energy [a.u.]", " ENERGY| Total energy 1.0"),
+    ],
+)
+def test_unknown_prefixed_line_names_file_and_line(name, marker, bad, tmp_path):
+    n_atoms, stress, *_ = REAL[name]
+    text, number = insert_after((DATA / name).read_text(), marker, bad)
+    path = write(tmp_path, text)
+    for allow_incomplete in (False, True):
+        with pytest.raises(Cp2kParseError, match=rf"{re.escape(str(path))}: line {number}: "):
+            read_output(path, n_atoms, expect_stress=stress, allow_incomplete=allow_incomplete)
+
+
+def test_complete_output_with_nothing_recognised_names_the_file(tmp_path):
+    lines = (DATA / "cp2k-2025.1_energy_force_8atoms.out").read_text().split("\n")
+    ended = next(i for i, line in enumerate(lines) if "PROGRAM ENDED AT" in line)
+    path = write(tmp_path, "\n".join(lines[:60] + lines[ended:]))
+    with pytest.raises(Cp2kParseError, match=rf"{re.escape(str(path))}: line 61: .*without any"):
+        read_output(path, 8, expect_stress=False, allow_incomplete=True)
+
+
+# Synthetic stress blocks in the 2025.1+ layout (virial_methods.F write_stress_tensor, v2025.1),
+# added to the real 2025.1 output, which printed none: no public 2025+ output with stress found.
+def stress_block_2025(unit, rows):
+    lines = ["", f" STRESS| Analytical stress tensor [{unit}]"]
+    lines.append(" STRESS|" + "".join(f"{axis:>20s}" for axis in "xyz"))
+    for axis, row in zip("xyz", rows, strict=True):
+        lines.append(f" STRESS|      {axis}      " + "".join(f" {v:19.11E}" for v in row))
+    lines += [f" STRESS| 1/3 Trace{1.0:51.11E}", f" STRESS| Determinant{2.0:49.11E}", ""]
+    lines.append(f" STRESS| Eigenvectors and eigenvalues of the analytical stress tensor [{unit}]")
+    lines.append(" STRESS|" + "".join(f"{i:20d}" for i in (1, 2, 3)))
+    lines.append(" STRESS| Eigenvalues " + "".join(f" {v:19.11E}" for v in (1.0, 2.0, 3.0)))
+    lines += [f" STRESS|      {axis}      " + " 0.5" * 3 for axis in "xyz"]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("unit", "to_gpa"),
+    [("bar", 1e-4), ("kbar", 0.1), ("GPa", 1.0), ("MPa", 1e-3), ("Pa", 1e-9), ("atm", 1.01325e-4)],
+)
+def test_stress_unit_of_the_header_is_converted_to_gpa(unit, to_gpa, tmp_path):
+    rows = [[6.08184838865e03, -4.15401392519e03, 1.0], [-4.15401392519e03, 2.5e-3, 0.0],
+            [1.0, 0.0, -7.5e02]]  # fmt: skip
+    real = (DATA / "cp2k-2025.1_energy_force_8atoms.out").read_text()
+    text, _ = insert_after(real, "FORCES| Total atomic force", stress_block_2025(unit, rows))
+    out = read_output(write(tmp_path, text), 8, expect_stress=True)
+    assert np.allclose(out.evaluations[0].stress, np.array(rows) * to_gpa, rtol=1e-15, atol=0)
+    bad, number = insert_after(real, "FORCES| Total atomic force", stress_block_2025("au_p", rows))
+    with pytest.raises(Cp2kParseError, match=rf"line {number + 1}: stress unit \[au_p\]"):
+        read_output(write(tmp_path, bad), 8, expect_stress=True)
+
+
+def test_gap_and_free_energy_lines_and_other_units(tmp_path):
+    real = (DATA / "cp2k-2025.1_energy_force_8atoms.out").read_text()
+    gap = " ENERGY| Total FORCE_EVAL ( QS ) free energy [hartree]           -31.3"
+    text, _ = insert_after(real, "energy [hartree]", gap)
+    assert read_output(write(tmp_path, text), 8, False).evaluations[0].energy == -31.29788537278413
+    for old, new in (("energy [hartree]", "energy [eV]"), ("[hartree/bohr]", "[eV/angstrom]")):
+        with pytest.raises(Cp2kParseError, match=r"line 17\d: .*unit \[eV"):
+            read_output(write(tmp_path, real.replace(old, new)), 8, False)

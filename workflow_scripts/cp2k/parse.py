@@ -5,9 +5,16 @@ every force evaluation, including the initial geometry (the ``-pos-1.xyz`` traje
 at step 1). Positions of step k >= 1 come from ``-pos-1.xyz`` frame ``i = k``; its energy is
 checked against the ``.out``. Step 0 positions and the cell come from the input CP2K read.
 
-Everything is kept in CP2K's units here (Hartree, Hartree/bohr, GPa, Å); conversion happens
-once, in :mod:`.trajectory`. Any line that is missing, cut off or unreadable raises
-:class:`Cp2kParseError` with the file and what is missing.
+Output formats of CP2K 7.1 to 2026.x are read (``docs/cp2k_output_formats.md``): the energy
+line ``(a.u.):`` / ``[a.u.]:`` / ``[hartree]``, the ``ATOMIC FORCES in [a.u.]`` table or the
+``FORCES| Atomic forces [hartree/bohr]`` block (2025.1+), and ``STRESS| Analytical stress
+tensor [unit]`` (8.1+; GPa before 2025.1, then ``STRESS_UNIT``, bar by default). Everything is
+kept in CP2K's units (Hartree, Hartree/bohr, Å; stress in GPa with CP2K's sign, positive =
+compressive; bar, kbar, atm, Pa and MPa are converted to GPa, other units are errors);
+conversion happens once, in :mod:`.trajectory`. An ``ENERGY|``, ``FORCES|`` or ``STRESS|`` line
+CP2K is not known to print, an unreadable number, or a complete output without any force
+evaluation raises :class:`Cp2kParseError` with the file and line; so does anything missing
+or cut off. A last line without newline may be cut mid-number and is never read.
 """
 
 from __future__ import annotations
@@ -18,10 +25,33 @@ from pathlib import Path
 
 import numpy as np
 
-_ENERGY = "ENERGY| Total FORCE_EVAL ( QS ) energy [a.u.]:"
-_FORCES = "ATOMIC FORCES in [a.u.]"
-_FORCES_END = "SUM OF ATOMIC FORCES"
-_STRESS = "STRESS| Analytical stress tensor [GPa]"
+_ENERGY = re.compile(
+    r"ENERGY\| Total FORCE_EVAL \(\s*\S+\s*\) (?P<kind>energy|gap|free energy) "
+    r"(?:\(a\.u\.\):|\[(?P<unit>[^\]]+)\]:?)\s+(?P<value>\S+)"
+)
+_OLD_FORCES, _OLD_FORCES_END = "ATOMIC FORCES in [a.u.]", "SUM OF ATOMIC FORCES"
+_FORCES = re.compile(r"FORCES\| Atomic forces \[(?P<unit>[^\]]+)\]")
+_STRESS = re.compile(r"STRESS\| (?P<kind>Analytical|Numerical) stress tensor \[(?P<unit>[^\]]+)\]")
+_STRESS_OTHER = re.compile(
+    r"STRESS\| (Eigenvectors and eigenvalues of the (analytical|numerical) stress tensor|"
+    r"Stress tensor components \(GPW/GAPW\)) \[[^\]]+\]"
+)
+# Label -> count of numbers of the other STRESS| lines (virial_methods.F, 8.1 - 2026.2).
+_STRESS_LINES = {"1/3 Trace": 1, "Determinant": 1, "Eigenvalues": 3, "1/3 Trace Determinant": 0}
+_STRESS_LINES.update(
+    (label, 2)
+    for label in (
+        "Overlap", "Kinetic energy", "Local pseudopotential/core", "Nonlocal pseudopotential",
+        "Core charge overlap", "Hartree", "Exchange-correlation", "Exact exchange (EXX)",
+        "vdW correction", "Moller-Plesset (MP2)", "Nonlinear core correction (NLCC)",
+        "Local atomic parts (GAPW)", "Resolution-of-the-identity (LRI)", "Sum of components",
+        "Total",
+    )
+)  # fmt: skip
+_ENERGY_UNITS = ("hartree", "a.u.", "au_e")
+_FORCE_UNITS = ("hartree/bohr", "a.u.", "au_f")
+# CP2K's STRESS_UNIT -> GPa (physcon.F: bar = pascal/1e5, atm = pascal/101325).
+_STRESS_TO_GPA = {"gpa": 1.0, "mpa": 1e-3, "kbar": 0.1, "bar": 1e-4, "atm": 1.01325e-4, "pa": 1e-9}
 _SCF_OK = ("*** SCF run converged in", "outer SCF loop converged in")
 _SCF_FAILED = ("SCF run NOT converged", "outer SCF loop FAILED to converge")
 _GEO_DONE = "GEOMETRY OPTIMIZATION COMPLETED"
@@ -49,7 +79,7 @@ class ForceEvaluation:
 @dataclass
 class Cp2kOutput:
     path: Path
-    version: str | None
+    version: str | None  # e.g. "CP2K version 2025.1"
     evaluations: list[ForceEvaluation] = field(default_factory=list)
     ended: bool = False  # "PROGRAM ENDED" reached
     geo_opt: str | None = None  # "converged", "max_iter" or None
@@ -87,99 +117,57 @@ def _abort_message(lines: list[str], start: int) -> str:
     return " ".join(words) or "CP2K aborted"
 
 
-def read_output(
-    path: Path | str,
-    n_atoms: int,
-    expect_stress: bool,
-    allow_incomplete: bool = False,
-) -> Cp2kOutput:
-    """Parse a CP2K ``.out``.
+class _Parser:
+    """One pass over the complete lines of a ``.out``; see :func:`read_output`."""
 
-    ``allow_incomplete`` (a run that was killed or is still running): an unfinished last
-    evaluation is dropped and described in ``incomplete_tail``; otherwise the output must end
-    with ``PROGRAM ENDED`` and every evaluation must be complete, or an error names what is
-    missing.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise Cp2kParseError(f"{path}: CP2K output file missing")
-    lines = path.read_text(errors="replace").splitlines()
-    out = Cp2kOutput(path=path, version=None)
-    pending: dict = {}
-    scf_state: bool | None = None
-    reevaluating = False
+    def __init__(self, path: Path, n_atoms: int, expect_stress: bool):
+        self.path, self.n_atoms, self.expect_stress = path, n_atoms, expect_stress
+        self.out = Cp2kOutput(path=path, version=None)
+        self.pending: dict = {}  # the evaluation being read: energy, forces, stress
+        self.block: str | None = None  # "old_forces", "forces", "stress", "eigen", "components"
+        self.rows: list = []
+        self.stress_factor = 1.0
+        self.scf: bool | None = None
+        self.reevaluating = False
+        self.ended_line = 0
 
-    def describe_pending() -> str:
-        number = len(out.evaluations)
-        if "forces_cut" in pending:
-            return (
-                f"force evaluation {number}: ATOMIC FORCES block ends after "
-                f"{pending['forces_cut']} of {n_atoms} atoms"
-            )
-        if "forces" not in pending:
-            return f"force evaluation {number}: energy printed but no ATOMIC FORCES block"
-        if "stress_cut" in pending:
-            return (
-                f"force evaluation {number}: stress tensor ends after {pending['stress_cut']} "
-                "of 3 rows"
-            )
-        return f"force evaluation {number}: no '{_STRESS}' block after the forces"
+    def fail(self, number: int, message: str):
+        raise Cp2kParseError(f"{self.path}: line {number + 1}: {message}")
 
-    def finish() -> None:
-        nonlocal pending, scf_state
-        if scf_state is None:
-            raise Cp2kParseError(
-                f"{path}: force evaluation {len(out.evaluations)}: no SCF convergence message "
-                "('SCF run converged' / 'NOT converged') before its energy"
-            )
-        out.evaluations.append(
-            ForceEvaluation(
-                index=len(out.evaluations),
-                energy=pending["energy"],
-                forces=pending["forces"],
-                stress=pending.get("stress"),
-                scf_converged=scf_state,
-            )
-        )
-        pending, scf_state = {}, None
+    def value(self, text: str, number: int, what: str) -> float:
+        where = f"line {number + 1} ({what} of force evaluation {len(self.out.evaluations)})"
+        return _number(text, self.path, where)
 
-    number = 0
-    while number < len(lines):
-        line = lines[number]
+    def run(self, lines: list[str]) -> Cp2kOutput:
+        for number, line in enumerate(lines):
+            text = line.strip()
+            if self.block in ("old_forces", "forces"):
+                self.force_line(number, text)
+            elif text.startswith("ENERGY|"):
+                self.energy_line(number, text)
+            elif text.startswith("FORCES|") or text == _OLD_FORCES:
+                self.forces_header(number, text)
+            elif text.startswith("STRESS|"):
+                self.stress_line(number, text)
+            else:
+                self.block = None if text else self.block
+                self.markers(number, line, lines)
+        if self.block in ("old_forces", "forces"):
+            self.pending["forces_cut"] = len(self.rows)
+        elif self.block == "stress" and "forces" in self.pending:
+            self.pending["stress_cut"] = len(self.rows)
+        return self.out
+
+    def markers(self, number: int, line: str, lines: list[str]) -> None:
+        out = self.out
         if out.version is None and "CP2K| version string:" in line:
             out.version = line.split(":", 1)[1].strip()
         if any(marker in line for marker in _SCF_FAILED):
-            scf_state = False
-        elif any(marker in line for marker in _SCF_OK) and scf_state is None:
-            scf_state = True
+            self.scf = False
+        elif any(marker in line for marker in _SCF_OK) and self.scf is None:
+            self.scf = True
         if _REEVALUATION in line:
-            reevaluating = True
-        elif reevaluating and _ENERGY in line:
-            where = f"line {number + 1} (energy re-evaluated at the minimum)"
-            out.minimum_energy = _number(line.split(":")[-1].strip(), path, where)
-            reevaluating, scf_state = False, None
-        elif _ENERGY in line:
-            if pending:
-                raise Cp2kParseError(f"{path}: line {number + 1}: {describe_pending()}")
-            where = f"line {number + 1} (energy of force evaluation {len(out.evaluations)})"
-            pending["energy"] = _number(line.split(":")[-1].strip(), path, where)
-        elif _FORCES in line:
-            if "energy" not in pending:
-                raise Cp2kParseError(f"{path}: line {number + 1}: forces without a total energy")
-            forces, number = _read_forces(lines, number, n_atoms, path, len(out.evaluations))
-            if len(forces) < n_atoms or number >= len(lines):
-                pending["forces_cut"] = len(forces)
-                break  # the file ends inside the block; reported below
-            pending["forces"] = np.array(forces)
-            if not expect_stress:
-                finish()
-        elif _STRESS in line and pending.get("forces") is not None:
-            stress, number = _read_stress(lines, number, path, len(out.evaluations))
-            if len(stress) < 3:
-                pending["stress_cut"] = len(stress)
-                break
-            pending["stress"] = np.array(stress)
-            finish()
+            self.reevaluating = True
         elif _GEO_DONE in line:
             out.geo_opt = "converged"
         elif _GEO_MAX_ITER in line:
@@ -189,16 +177,176 @@ def read_output(
         elif "[ABORT]" in line and out.aborted is None:
             out.aborted = _abort_message(lines, number)
         elif _ENDED in line:
-            out.ended = True
-        number += 1
+            out.ended, self.ended_line = True, number
 
-    if pending:
-        out.incomplete_tail = describe_pending()
-    if scf_state is False:
+    def energy_line(self, number: int, text: str) -> None:
+        match = _ENERGY.fullmatch(text)
+        if not match:
+            self.fail(number, f"unrecognised ENERGY| line {text!r}")
+        unit = match["unit"] or "a.u."
+        if unit.lower() not in _ENERGY_UNITS:
+            self.fail(number, f"energy unit [{unit}] not supported (expected hartree)")
+        self.block = None
+        if match["kind"] != "energy":
+            return  # the gap / free energy that 2024.3+ print after the energy
+        value = self.value(match["value"], number, "energy")
+        if self.reevaluating:
+            self.out.minimum_energy, self.reevaluating, self.scf = value, False, None
+            return
+        if self.pending:
+            self.fail(number, self.describe_pending())
+        self.pending["energy"] = value
+
+    def forces_header(self, number: int, text: str) -> None:
+        match = _FORCES.fullmatch(text)
+        if text == _OLD_FORCES:
+            self.block = "old_forces"
+        elif match and match["unit"].lower() in _FORCE_UNITS:
+            self.block = "forces"
+        elif match:
+            self.fail(number, f"force unit [{match['unit']}] not supported (expected hartree/bohr)")
+        elif text.startswith("FORCES| Total atomic force") and self.block == "forces_done":
+            return
+        else:
+            self.fail(number, f"unrecognised FORCES| line {text!r}")
+        if "energy" not in self.pending or "forces" in self.pending:
+            self.fail(number, "forces without a total energy before them")
+        self.rows = []
+
+    def force_line(self, number: int, text: str) -> None:
+        tokens = text.split()
+        if self.block == "old_forces":
+            if text.startswith(_OLD_FORCES_END):
+                return self.forces_done(number)
+            if not tokens or text.startswith("# Atom"):
+                return
+            values = tokens[3:6] if len(tokens) == 6 and tokens[0].isdigit() else None
+        else:
+            if text.startswith("FORCES| Sum"):
+                return self.forces_done(number)
+            if re.fullmatch(r"FORCES\| +Atom +x +y +z +\|f\|", text):
+                return
+            ok = len(tokens) == 6 and tokens[0] == "FORCES|" and tokens[1].isdigit()
+            values = tokens[2:5] if ok else None
+        if values is None:
+            self.fail(number, f"unrecognised line in a forces block {text!r}")
+        self.rows.append([self.value(v, number, "forces") for v in values])
+
+    def forces_done(self, number: int) -> None:
+        if len(self.rows) != self.n_atoms:
+            self.fail(
+                number,
+                f"force evaluation {len(self.out.evaluations)} has {len(self.rows)} force "
+                f"lines, expected {self.n_atoms}",
+            )
+        self.pending["forces"] = np.array(self.rows)
+        self.block = "forces_done"
+        if not self.expect_stress:
+            self.finish()
+
+    def stress_line(self, number: int, text: str) -> None:
+        tokens = text.split()[1:]
+        header = _STRESS.fullmatch(text)
+        if header:
+            unit = header["unit"]
+            if header["kind"] == "Numerical":
+                self.fail(number, "numerical stress tensor not supported (use ANALYTICAL)")
+            if unit.lower() not in _STRESS_TO_GPA:
+                self.fail(number, f"stress unit [{unit}] not supported")
+            self.block, self.rows, self.stress_factor = "stress", [], _STRESS_TO_GPA[unit.lower()]
+        elif _STRESS_OTHER.fullmatch(text):
+            self.block = "eigen" if "Eigen" in text else "components"
+        elif self.block == "stress" and tokens == ["x", "y", "z"] and not self.rows:
+            pass
+        elif self.block == "stress" and len(tokens) == 4 and tokens[0] == "xyz"[len(self.rows)]:
+            self.rows.append([self.value(t, number, "stress") for t in tokens[1:]])
+            if len(self.rows) == 3:
+                self.stress_done()
+        elif self.block == "eigen" and (
+            tokens == ["1", "2", "3"] or tokens[:1] in (["x"], ["y"], ["z"])
+        ):
+            pass
+        elif not self.known_stress_line(number, text):
+            self.fail(number, f"unrecognised STRESS| line {text!r}")
+
+    def known_stress_line(self, number: int, text: str) -> bool:
+        """``STRESS| <label> <numbers>`` with a label and count of numbers CP2K prints."""
+        words = text.split()[1:]
+        count = len(words)
+        while count and re.fullmatch(r"[-+]?\d*\.?\d+(E[-+]?\d+)?", words[count - 1]):
+            count -= 1
+        if _STRESS_LINES.get(" ".join(words[:count])) != len(words) - count:
+            return False
+        for token in words[count:]:
+            self.value(token, number, "stress summary")
+        return True
+
+    def stress_done(self) -> None:
+        self.block = "stress_done"
+        if "forces" in self.pending and self.expect_stress:
+            self.pending["stress"] = np.array(self.rows) * self.stress_factor
+            self.finish()
+
+    def finish(self) -> None:
+        if self.scf is None:
+            raise Cp2kParseError(
+                f"{self.path}: force evaluation {len(self.out.evaluations)}: no SCF convergence "
+                "message ('SCF run converged' / 'NOT converged') before its energy"
+            )
+        pending = self.pending
+        evaluation = ForceEvaluation(
+            len(self.out.evaluations), pending["energy"], pending["forces"],
+            pending.get("stress"), self.scf,
+        )  # fmt: skip
+        self.out.evaluations.append(evaluation)
+        self.pending, self.scf = {}, None
+
+    def describe_pending(self) -> str:
+        pending, what = self.pending, f"force evaluation {len(self.out.evaluations)}: "
+        if "forces_cut" in pending:
+            cut = pending["forces_cut"]
+            return what + f"ATOMIC FORCES block ends after {cut} of {self.n_atoms} atoms"
+        if "forces" not in pending:
+            return what + "energy printed but no ATOMIC FORCES block"
+        if "stress_cut" in pending:
+            return what + f"stress tensor ends after {pending['stress_cut']} of 3 rows"
+        return what + "no 'STRESS| Analytical stress tensor' after the forces"
+
+
+def read_output(
+    path: Path | str,
+    n_atoms: int,
+    expect_stress: bool,
+    allow_incomplete: bool = False,
+) -> Cp2kOutput:
+    """Parse a CP2K ``.out`` of any version from 7.1 (energy and forces) or 8.1 (stress).
+
+    ``allow_incomplete`` (a run that was killed or is still running): an unfinished last
+    evaluation is dropped and described in ``incomplete_tail``; otherwise the output must end
+    with ``PROGRAM ENDED`` and every evaluation must be complete, or an error names what is
+    missing. A last line without newline is never read (it may be cut mid-number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Cp2kParseError(f"{path}: CP2K output file missing")
+    lines = path.read_text(errors="replace").split("\n")
+    cut = lines.pop() != ""  # the text after the last newline: a line that may be cut
+    parser = _Parser(path, n_atoms, expect_stress)
+    out = parser.run(lines)
+    if parser.pending:
+        out.incomplete_tail = parser.describe_pending()
+    elif cut and not out.ended:
+        out.incomplete_tail = f"the file ends inside line {len(lines) + 1} (no newline)"
+    if parser.scf is False:
         out.scf_failed_in_tail = True
+    if out.ended and not out.evaluations and out.aborted is None:
+        raise Cp2kParseError(
+            f"{path}: line {parser.ended_line + 1}: CP2K ended without any recognised force "
+            "evaluation (no 'ENERGY| Total FORCE_EVAL' line followed by forces)"
+        )
     if allow_incomplete:
         return out
-    if out.incomplete_tail:
+    if parser.pending:
         raise Cp2kParseError(f"{path}: truncated output: {out.incomplete_tail}")
     if not out.ended and out.aborted is None:
         raise Cp2kParseError(
@@ -206,54 +354,6 @@ def read_output(
             "force evaluation(s)"
         )
     return out
-
-
-def _read_forces(lines, start, n_atoms, path, evaluation):
-    """Force rows of one ATOMIC FORCES block and the index of its closing line (fewer rows
-    and the end of the file if the file ends inside the block)."""
-    forces = []
-    number = start + 1
-    while number < len(lines):
-        text = lines[number]
-        if text.strip().startswith(_FORCES_END):
-            if len(forces) != n_atoms:
-                raise Cp2kParseError(
-                    f"{path}: line {number + 1}: force evaluation {evaluation} has "
-                    f"{len(forces)} force lines, expected {n_atoms}"
-                )
-            return forces, number
-        tokens = text.split()
-        if tokens and tokens[0].isdigit():
-            if len(tokens) != 6 and number == len(lines) - 1:
-                break  # the file ends in the middle of this line
-            if len(tokens) != 6:
-                raise Cp2kParseError(
-                    f"{path}: line {number + 1}: force evaluation {evaluation}: malformed "
-                    f"force line {text.strip()!r}"
-                )
-            where = f"line {number + 1} (forces of evaluation {evaluation})"
-            forces.append([_number(t, path, where) for t in tokens[3:6]])
-        number += 1
-    return forces, number
-
-
-def _read_stress(lines, start, path, evaluation):
-    """Rows of the 3x3 stress (GPa) after the STRESS header (fewer if the file ends)."""
-    rows = []
-    number = start + 2  # header, then the "x y z" column line
-    while number < len(lines) and len(rows) < 3:
-        tokens = lines[number].split()
-        if len(tokens) != 5 and number == len(lines) - 1:
-            break  # the file ends in the middle of this line
-        if len(tokens) != 5 or tokens[0] != "STRESS|" or tokens[1] not in "xyz":
-            raise Cp2kParseError(
-                f"{path}: line {number + 1}: force evaluation {evaluation}: expected stress row "
-                f"{'xyz'[len(rows)]}, found {lines[number].strip()!r}"
-            )
-        where = f"line {number + 1} (stress of evaluation {evaluation})"
-        rows.append([_number(t, path, where) for t in tokens[2:5]])
-        number += 1
-    return rows, number - 1
 
 
 @dataclass
