@@ -2,8 +2,9 @@
 
 A part of the demo DAG with CP2K and MACE jobs runs through ``--profile slurm``, the named
 profile exactly as cluster users type it, in a copy of the repository whose
-``scripts/install_profiles.sh`` installed it (into a config folder of the test's own). Partitions and GRES are read from SLURM's own records (``squeue
---states=all`` and the job-completion log), not from the profile. Then: a single-target rerun,
+``scripts/install_profiles.sh`` installed it (into a config folder of the test's own).
+Partitions and GRES are read from SLURM's own records (``squeue --states=all`` and the
+job-completion log), not from the profile. Then: a single-target rerun,
 an added substituent (dry-run job counts) and a job cancelled with ``scancel``.
 """
 
