@@ -31,6 +31,28 @@ rule analysis_embedding_sample:
         " --size {params.size} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
+rule analysis_initial_structures:
+    """The initial structure (ionic step 0) of every Perovs-Dopants relaxation (Fig. 2)."""
+    input:
+        trajectories=[
+            f"results/trajectories/{host}/{defect}.extxyz"
+            for host, defect in defect_pairs()
+        ],
+    output:
+        analysis_plan.initial_structures_file(config["dataset"]["name"]),
+    log:
+        "logs/analysis/initial_structures.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m workflow_scripts.analysis.embeddings initial --out {output}"
+        " {input.trajectories} > {log} 2>&1"
+
+
 rule analysis_force_shift_density:
     input:
         reference=dataset_file("mptrj_cp2k_subset"),
@@ -143,11 +165,13 @@ rule analysis_embedding_maps:
     params:
         models=lambda w: analysis_plan.model_flags(config),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
-        error_dataset=analysis_plan.ERROR_DATASET,
+        error_dataset=analysis_plan.MAP_ERROR_DATASET,
+        error_roles=analysis_plan.error_role_flags(),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings maps"
         " --settings {input.settings} {params.models} {params.datasets}"
-        " --error-dataset {params.error_dataset} --descriptors-dir results/descriptors"
+        " --error-dataset {params.error_dataset} {params.error_roles}"
+        " --descriptors-dir results/descriptors"
         " --predictions-dir results/predictions --threads {threads}"
         " --out {output.figure} > {log} 2>&1"
 
@@ -253,6 +277,46 @@ rule analysis_per_substituent:
         "python -m workflow_scripts.analysis.per_substituent --metrics {input.metrics}"
         " --test-set {params.test_set} --settings {input.settings}"
         " --dataset-name {params.dataset:q} --out {output.figure} > {log} 2>&1"
+
+
+rule analysis_findings:
+    """The studies' findings, each checked on this run's tables (reproduced or not)."""
+    input:
+        table_a1="results/metrics/tableA1.csv",
+        force_shift=lambda w: analysis_plan.findings_force_shift_files(config),
+        descriptors=lambda w: analysis_plan.findings_descriptor_files(config),
+        variants=section_file("variants"),
+        mace=section_file("mace"),
+        analysis=section_file("analysis"),
+        reference=section_file("reference"),
+    output:
+        table=report(
+            analysis_plan.FINDINGS_FILES[0],
+            caption="../report/findings.rst",
+            category="0. Findings",
+        ),
+        markdown=analysis_plan.FINDINGS_FILES[1],
+    log:
+        "logs/analysis/findings.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        force_shift=lambda w, input: (
+            f"--force-shift-summary {input.force_shift}" if input.force_shift else ""
+        ),
+        config_file=" ".join(os.path.relpath(f) for f in workflow.configfiles)
+        or "config.yaml",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.findings"
+        " --table-a1 {input.table_a1} {params.force_shift}"
+        " --variants-config {input.variants} --mace-config {input.mace}"
+        " --analysis-config {input.analysis} --reference-config {input.reference}"
+        " --descriptors-dir results/descriptors --config-file {params.config_file:q}"
+        " --out {output.table} > {log} 2>&1"
 
 
 rule analysis_metric_table:

@@ -154,6 +154,7 @@ def dataset_file(name):
         "omat24": f"results/reference/{omat24_name()}/test.extxyz",
         "mptrj_cp2k_subset": f"results/reference/{mptrj_name()}/cp2k_subset.extxyz",
         "mptrj_embedding_sample": f"results/analysis/{mptrj_name()}/embedding_sample.extxyz",
+        "perovs_dopants_initial": f"results/analysis/{config['dataset']['name']}/initial_structures.extxyz",
     }
     return files[name]
 

@@ -1,4 +1,5 @@
-"""Embedding maps: the MPtrj sample, t-SNE/PHATE tables (Fig. 2, Fig. 3b) on tiny data."""
+"""Embedding maps: the MPtrj sample, the initial structures, t-SNE/PHATE tables (Fig. 2,
+Fig. 3b) on tiny data."""
 
 import json
 
@@ -12,11 +13,12 @@ from threadpoolctl import threadpool_limits
 from workflow_scripts.analysis import embeddings
 
 MODELS = {"pretrained": "found", "standard": "ft-std", "multihead": "ft-mh"}
-SIZES = {"mptrj_embedding_sample": 12, "omat24": 8, "perovs_dopants": 10}
+INITIAL = "perovs_dopants_initial"
+SIZES = {"mptrj_embedding_sample": 12, "omat24": 8, INITIAL: 10}
 NAMES = {
     "mptrj_embedding_sample": "MPtrj-stand-in",
     "omat24": "OMat24-stand-in",
-    "perovs_dopants": "Perovs-Dopants",
+    INITIAL: "Perovs-Dopants (initial structures)",
 }
 
 
@@ -65,13 +67,47 @@ def test_sample_draws_distinct_pool_frames_without_isolated_atoms(tmp_path):
     assert embeddings.sample_frames(pool, everything, 100, 0) == 10
 
 
+def _trajectory(path, steps, unconverged=()):
+    frames = []
+    for step in steps:
+        atoms = _frame(100 * len(path.name) + step, "Perovs-Dopants")
+        atoms.info.update(
+            {"step": step, "scf_converged": step not in unconverged, "defect": path.stem}
+        )
+        frames.append(atoms)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ase.io.write(path, frames, format="extxyz")
+    return frames
+
+
+def test_initial_structures_are_the_step_0_frame_of_every_trajectory(tmp_path, caplog):
+    root = tmp_path / "trajectories"
+    fe = _trajectory(root / "SrTiO3" / "sub_Fe_on_B.extxyz", [0, 1, 2])
+    vac = _trajectory(root / "CsPbBr3" / "vac_A.extxyz", [0, 1])
+    _trajectory(root / "SrTiO3" / "vac_B.extxyz", [1, 2])  # step 0 did not converge: absent
+    _trajectory(root / "SrTiO3" / "sub_Nb_on_B.extxyz", [0, 1], unconverged=[0])
+    paths = sorted(root.rglob("*.extxyz"), reverse=True)
+    out = tmp_path / "initial_structures.extxyz"
+    with caplog.at_level("WARNING"):
+        embeddings.main(["initial", "--out", str(out), *map(str, paths)])
+    initial = ase.io.read(out, index=":")
+    assert [atoms.info["defect"] for atoms in initial] == ["vac_A", "sub_Fe_on_B"]  # path order
+    assert all(atoms.info["step"] == 0 for atoms in initial)
+    np.testing.assert_allclose(initial[0].positions, vac[0].positions, atol=1e-7)
+    np.testing.assert_allclose(initial[1].positions, fe[0].positions, atol=1e-7)
+    assert initial[1].info["REF_energy"] == fe[0].info["REF_energy"]
+    assert "no converged step-0 frame in 2 trajectories" in caplog.text
+    with pytest.raises(ValueError, match="step-0 frame"):
+        embeddings.initial_frames([root / "SrTiO3" / "vac_B.extxyz"], tmp_path / "none.extxyz")
+
+
 def _write_descriptors(tmp_path, shift_dopants=0.0):
     rng = np.random.default_rng(0)
     for model in MODELS.values():
         for offset, (dataset, size) in enumerate(SIZES.items()):
             folder = tmp_path / "descriptors" / model
             folder.mkdir(parents=True, exist_ok=True)
-            centre = 20.0 * offset + (shift_dopants if dataset == "perovs_dopants" else 0)
+            centre = 20.0 * offset + (shift_dopants if dataset == INITIAL else 0)
             points = centre + rng.normal(0, 1, (size, 16))
             np.save(folder / f"{dataset}.npy", points.astype(np.float32))
 
@@ -85,7 +121,7 @@ def _write_predictions(tmp_path, model, n_frames):
         frames.append(atoms)
     folder = tmp_path / "predictions" / model
     folder.mkdir(parents=True, exist_ok=True)
-    ase.io.write(folder / "perovs_dopants.extxyz", frames, format="extxyz")
+    ase.io.write(folder / f"{INITIAL}.extxyz", frames, format="extxyz")
 
 
 def _settings(tmp_path):
@@ -101,7 +137,7 @@ def _dataset_flags():
 def test_maps_table_has_every_structure_and_the_energy_errors(tmp_path):
     _write_descriptors(tmp_path)
     for model in ("ft-std", "ft-mh"):
-        _write_predictions(tmp_path, model, SIZES["perovs_dopants"])
+        _write_predictions(tmp_path, model, SIZES[INITIAL])
     out = tmp_path / "figures" / "embedding_maps.png"
     model_flags = [f for role, m in MODELS.items() for f in ("--model", f"{role}={m}")]
     embeddings.main(
@@ -135,16 +171,17 @@ def test_maps_table_has_every_structure_and_the_energy_errors(tmp_path):
         "substituent",
     ]
     assert len(table) == 3 * sum(SIZES.values())
+    assert set(table["dataset"]) == set(NAMES.values())
     counts = table.groupby(["model", "dataset_key"]).size()
     for model in MODELS.values():
         for dataset, size in SIZES.items():
             assert counts[(model, dataset)] == size
     assert np.isfinite(table[["tsne_1", "tsne_2", "phate_1", "phate_2"]]).all().all()
 
-    dopants = table[(table["dataset_key"] == "perovs_dopants") & (table["model"] == "ft-mh")]
+    dopants = table[(table["dataset_key"] == INITIAL) & (table["model"] == "ft-mh")]
     np.testing.assert_allclose(dopants["energy_error_ev_per_atom"], 0.01 * np.arange(10))
     assert list(dopants["substituent"][:3]) == ["Ba", "Nd", "vacancy"]
-    others = table[(table["model"] == "found") | (table["dataset_key"] != "perovs_dopants")]
+    others = table[(table["model"] == "found") | (table["dataset_key"] != INITIAL)]
     assert others["energy_error_ev_per_atom"].isna().all()
 
     # the three data sets are 20 units apart in descriptor space: t-SNE keeps them apart
@@ -157,17 +194,55 @@ def test_maps_table_has_every_structure_and_the_energy_errors(tmp_path):
 
 def test_maps_reject_predictions_that_do_not_match_the_descriptors(tmp_path):
     _write_descriptors(tmp_path)
-    _write_predictions(tmp_path, "ft-std", SIZES["perovs_dopants"] - 1)
+    _write_predictions(tmp_path, "ft-std", SIZES[INITIAL] - 1)
     settings = embeddings.load_settings(_settings(tmp_path))
     with pytest.raises(ValueError, match="9 frames but 10 descriptor rows"):
         embeddings.embedding_table(
             {"standard": "ft-std"},
             NAMES,
-            "perovs_dopants",
+            INITIAL,
             tmp_path / "descriptors",
             tmp_path / "predictions",
             settings,
         )
+
+
+def test_maps_colour_only_the_error_roles(tmp_path):
+    _write_descriptors(tmp_path)
+    _write_predictions(tmp_path, "ft-mh", SIZES[INITIAL])  # no predictions of ft-std needed
+    settings = embeddings.load_settings(_settings(tmp_path))
+    table = embeddings.embedding_table(
+        MODELS,
+        NAMES,
+        INITIAL,
+        tmp_path / "descriptors",
+        tmp_path / "predictions",
+        settings,
+        error_roles=["multihead"],
+    )
+    coloured = table[table["energy_error_ev_per_atom"].notna()]
+    assert set(coloured["model"]) == {"ft-mh"}
+    assert len(coloured) == SIZES[INITIAL]
+
+
+def test_energy_error_colours_follow_the_array():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    errors = np.array([0.0, 0.02, np.nan, 0.08])
+    norm, cmap = embeddings.energy_error_scale(errors)
+    assert (norm.vmin, norm.vmax) == (0.0, 0.08)
+    fig, ax = plt.subplots()
+    embeddings.draw_energy_errors(ax, [0, 1, 2, 3], [0, 1, 2, 3], errors, norm, cmap)
+    fig.canvas.draw()
+    points = ax.collections[0]
+    np.testing.assert_array_equal(points.get_array().filled(np.nan), errors)
+    colours = points.get_facecolors()
+    np.testing.assert_allclose(colours[0], cmap(0.0))
+    np.testing.assert_allclose(colours[-1], cmap(1.0))
+    plt.close(fig)
 
 
 def test_coverage_table_holds_the_two_data_sets(tmp_path):
@@ -183,7 +258,7 @@ def test_coverage_table_holds_the_two_data_sets(tmp_path):
             "--dataset",
             "mptrj_embedding_sample=MPtrj-stand-in",
             "--dataset",
-            "perovs_dopants=Perovs-Dopants",
+            f"{INITIAL}=Perovs-Dopants",
             "--descriptors-dir",
             str(tmp_path / "descriptors"),
             "--out",
@@ -193,7 +268,7 @@ def test_coverage_table_holds_the_two_data_sets(tmp_path):
     table = pd.read_csv(out.with_suffix(".csv"))
     assert table["dataset_key"].value_counts().to_dict() == {
         "mptrj_embedding_sample": 12,
-        "perovs_dopants": 10,
+        INITIAL: 10,
     }
     assert set(table["dataset"]) == {"MPtrj-stand-in", "Perovs-Dopants"}
     assert np.isfinite(table[["tsne_1", "tsne_2"]]).all().all()

@@ -37,9 +37,40 @@ def test_study_config_draws_every_figure_with_the_papers_models(study):
     )
     assert len(plan.map_descriptor_files(study)) == 9
     assert plan.map_prediction_files(study) == [
-        "results/predictions/ft-dopants-standard/perovs_dopants.extxyz",
-        "results/predictions/ft-dopants-multihead/perovs_dopants.extxyz",
+        "results/predictions/ft-dopants-standard/perovs_dopants_initial.extxyz",
+        "results/predictions/ft-dopants-multihead/perovs_dopants_initial.extxyz",
     ]
+    assert plan.map_descriptor_files(study)[2] == (
+        "results/descriptors/MACE-MP-0b3/perovs_dopants_initial.npy"
+    )
+    assert plan.initial_structures_file("Perovs-Dopants") == (
+        "results/analysis/Perovs-Dopants/initial_structures.extxyz"
+    )
+
+
+def test_findings_are_a_target_with_the_files_they_check(study):
+    files = plan.analysis_targets(study, ["tableA1"])
+    assert "results/metrics/findings.csv" in files and "results/metrics/findings.md" in files
+    descriptors = plan.findings_descriptor_files(study)
+    assert descriptors[:2] == [
+        "results/descriptors/MACE-MP-0b3/mptrj_embedding_sample.npy",
+        "results/descriptors/MACE-MP-0b3/perovs_dopants_initial.npy",
+    ]
+    assert sorted(descriptors) == sorted(plan.map_descriptor_files(study))
+    assert plan.findings_force_shift_files(study) == [
+        "results/figures/force_shift_density_summary.csv"
+    ]
+    config = copy.deepcopy(study)
+    config["variants"] = {"zero": {"method": "zero_shot"}}
+    config["reference"]["mptrj"]["cp2k_subset_size"] = 0
+    assert plan.findings_descriptor_files(config) == [
+        "results/descriptors/zero/mptrj_embedding_sample.npy",
+        "results/descriptors/zero/perovs_dopants_initial.npy",
+    ]
+    assert plan.findings_force_shift_files(config) == []
+    config["variants"] = {}
+    assert plan.findings_descriptor_files(config) == []
+    assert "results/metrics/findings.csv" in plan.analysis_targets(config)
 
 
 def test_configured_models_win_and_unknown_ones_are_named(study):

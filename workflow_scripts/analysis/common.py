@@ -15,6 +15,7 @@ DATASET_COLOURS = {
     "mptrj_embedding_sample": "#4C72B0",
     "omat24": "#55A868",
     "perovs_dopants": "#C44E52",
+    "perovs_dopants_initial": "#C44E52",
 }
 
 

@@ -3,11 +3,15 @@
     python -m workflow_scripts.analysis.embeddings sample \
         --pool results/reference/MPtrj/pool.extxyz --size 10000 --seed 0 \
         --out results/analysis/MPtrj/embedding_sample.extxyz
+    python -m workflow_scripts.analysis.embeddings initial \
+        --out results/analysis/Perovs-Dopants/initial_structures.extxyz \
+        results/trajectories/SrTiO3/sub_Fe_on_B.extxyz ...
     python -m workflow_scripts.analysis.embeddings maps --settings results/config/analysis.json \
         --model pretrained=MACE-MP-0b3 --model standard=ft-dopants-standard \
         --model multihead=ft-dopants-multihead \
         --dataset mptrj_embedding_sample=MPtrj --dataset omat24=OMat24 \
-        --dataset perovs_dopants=Perovs-Dopants --error-dataset perovs_dopants \
+        --dataset "perovs_dopants_initial=Perovs-Dopants (initial structures)" \
+        --error-dataset perovs_dopants_initial --error-role standard --error-role multihead \
         --descriptors-dir results/descriptors --predictions-dir results/predictions \
         --out results/figures/embedding_maps.png
     python -m workflow_scripts.analysis.embeddings coverage --settings ... --model MACE-MP-0b3 \
@@ -17,8 +21,10 @@
 Descriptors are ``{descriptors-dir}/{model}/{dataset}.npy`` (one row per frame of the data
 set, in file order); energy errors come from ``{predictions-dir}/{model}/{dataset}.extxyz``
 (``MACE_energy`` against ``REF_energy``, eV/atom). ``maps`` draws t-SNE (top) and PHATE
-(bottom) per model, coloured by data set; the PHATE maps of every model but the
-``pretrained`` one colour the error data set's points by |energy error| (Fig. 2).
+(bottom) per model, coloured by data set; the PHATE maps of the ``--error-role`` models
+(default: every model but the ``pretrained`` one) colour the error data set's points by
+|energy error| (Fig. 2). ``initial`` writes the initial structure (ionic step 0) of every
+Perovs-Dopants trajectory, the structures Fig. 2 draws.
 """
 
 from __future__ import annotations
@@ -97,6 +103,34 @@ def sample_frames(pool: Path, out: Path, size: int, seed: int) -> int:
     return len(chosen)
 
 
+# --- the initial structures of the Perovs-Dopants relaxations ------------------------------
+
+
+def initial_frames(trajectories: list[Path], out: Path) -> int:
+    """Copy the initial structure (``step`` 0, SCF converged) of every trajectory into
+    ``out``, as text, in sorted path order; trajectories without one are logged and left out.
+    """
+    from workflow_scripts.reference.extxyz import iter_raw_frames
+
+    texts, missing = [], []
+    for path in sorted(map(str, trajectories)):
+        for frame in iter_raw_frames(path):
+            info = frame.info()
+            if int(info.get("step", -1)) == 0 and info.get("scf_converged") is not False:
+                texts.append(frame.text)
+                break
+        else:
+            missing.append(path)
+    if missing:
+        log.warning("no converged step-0 frame in %d trajectories: %s", len(missing), missing)
+    if not texts:
+        raise ValueError(f"none of {len(trajectories)} trajectories has a step-0 frame")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(texts), encoding="utf-8")
+    log.info("initial structures of %d of %d trajectories", len(texts), len(trajectories))
+    return len(texts)
+
+
 # --- descriptors, errors, projections ------------------------------------------------------
 
 
@@ -109,7 +143,10 @@ def load_descriptors(directory: Path, model: str, dataset: str) -> np.ndarray:
 
 
 def energy_errors(path: Path) -> tuple[np.ndarray, list[str]]:
-    """|MACE_energy − REF_energy| per atom (eV/atom) and the substituent of every frame."""
+    """|MACE_energy − REF_energy| per atom (eV/atom) and the substituent of every frame.
+
+    The maps take whatever array this returns (one value per frame, file order): energies
+    aligned across codes plug in here."""
     errors, substituents = [], []
     for index, atoms in enumerate(read_frames(path)):
         if "MACE_energy" not in atoms.info or "REF_energy" not in atoms.info:
@@ -198,17 +235,21 @@ def embedding_table(
     predictions_dir: Path | None,
     settings: dict,
     threads: int = 1,
+    error_roles=None,
 ):
-    """One row per (model, structure): t-SNE and PHATE coordinates and the energy error."""
+    """One row per (model, structure): t-SNE and PHATE coordinates and the energy error (of
+    the models in ``error_roles``; default every role but ``pretrained``)."""
     import pandas as pd
 
+    if error_roles is None:
+        error_roles = [role for role in models if role != "pretrained"]
     tables = []
     for role, model in models.items():
         points, sizes = _stack(descriptors_dir, model, datasets)
         table = _rows(role, model, datasets, sizes)
         table["energy_error_ev_per_atom"] = np.nan
         table["substituent"] = ""
-        if role != "pretrained" and predictions_dir is not None:
+        if role in error_roles and predictions_dir is not None:
             path = Path(predictions_dir) / model / f"{error_dataset}.extxyz"
             errors, substituents = energy_errors(path)
             rows = table.index[table["dataset_key"] == error_dataset]
@@ -278,6 +319,31 @@ def _legend(fig_or_ax, table, styles, **kwargs):
     return fig_or_ax.legend(handles, labels, **kwargs)
 
 
+def energy_error_scale(errors):
+    """Colour scale of the energy errors: 0 to the largest error (eV/atom), ``plasma``."""
+    import matplotlib as mpl
+
+    errors = np.asarray(errors, dtype=float)
+    errors = errors[np.isfinite(errors)]
+    norm = mpl.colors.Normalize(0.0, float(errors.max()) if len(errors) else 1.0)
+    return norm, mpl.colormaps["plasma"]
+
+
+def draw_energy_errors(ax, x, y, errors, norm, cmap) -> None:
+    """Points at (x, y) as diamonds coloured by their energy error (eV/atom)."""
+    ax.scatter(
+        x,
+        y,
+        s=18,
+        marker="D",
+        c=np.asarray(errors, dtype=float),
+        cmap=cmap,
+        norm=norm,
+        edgecolors="black",
+        linewidths=0.3,
+    )
+
+
 def _label_axes(ax, method: str) -> None:
     import matplotlib as mpl
 
@@ -298,8 +364,7 @@ def draw_maps(table, error_dataset: str, title: str, note: str):
         2, len(roles), figsize=(5.2 * len(roles) + 1.2, 10.5), squeeze=False, layout="constrained"
     )
     errors = table["energy_error_ev_per_atom"].dropna()
-    norm = mpl.colors.Normalize(0.0, float(errors.max()) if len(errors) else 1.0)
-    cmap = mpl.colormaps["plasma"]
+    norm, cmap = energy_error_scale(errors)
     for column, role in enumerate(roles):
         part = table[table["model_role"] == role]
         tsne_ax, phate_ax = axes[0, column], axes[1, column]
@@ -309,16 +374,13 @@ def draw_maps(table, error_dataset: str, title: str, note: str):
         with_errors = part[part["energy_error_ev_per_atom"].notna()]
         if len(with_errors):
             _scatter_by_dataset(phate_ax, part, "phate_1", "phate_2", others, faded=True)
-            phate_ax.scatter(
+            draw_energy_errors(
+                phate_ax,
                 with_errors["phate_1"],
                 with_errors["phate_2"],
-                s=18,
-                marker="D",
-                c=with_errors["energy_error_ev_per_atom"],
-                cmap=cmap,
-                norm=norm,
-                edgecolors="black",
-                linewidths=0.3,
+                with_errors["energy_error_ev_per_atom"],
+                norm,
+                cmap,
             )
             name = with_errors["dataset"].iloc[0]
             phate_ax.set_title(f"PHATE, {name} coloured by |energy error|", fontsize=10.5)
@@ -366,6 +428,10 @@ def run_sample(args) -> None:
     sample_frames(Path(args.pool), Path(args.out), args.size, args.seed)
 
 
+def run_initial(args) -> None:
+    initial_frames([Path(path) for path in args.trajectories], Path(args.out))
+
+
 def run_maps(args) -> None:
     settings = load_settings(args.settings)
     models = parse_pairs(args.model, "--model")
@@ -378,6 +444,7 @@ def run_maps(args) -> None:
         Path(args.predictions_dir),
         settings,
         args.threads,
+        args.error_role,
     )
     names = ", ".join(datasets.values())
     title = f"Per-structure mean MACE descriptors of {names}"
@@ -407,9 +474,19 @@ def main(argv=None) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True)
     sample.set_defaults(func=run_sample)
+    initial = sub.add_parser("initial", help="step-0 frame of every Perovs-Dopants trajectory")
+    initial.add_argument("--out", required=True)
+    initial.add_argument("trajectories", nargs="+", help="trajectory extxyz files")
+    initial.set_defaults(func=run_initial)
     maps = sub.add_parser("maps", help="Fig. 2: t-SNE and PHATE maps per model")
     maps.add_argument("--model", action="append", required=True, help="ROLE=MODEL, in order")
-    maps.add_argument("--error-dataset", default="perovs_dopants")
+    maps.add_argument("--error-dataset", default="perovs_dopants_initial")
+    maps.add_argument(
+        "--error-role",
+        action="append",
+        help="role whose PHATE map is coloured by energy error (repeat; default: all but "
+        "pretrained)",
+    )
     maps.add_argument("--predictions-dir", default="results/predictions")
     maps.set_defaults(func=run_maps)
     coverage = sub.add_parser("coverage", help="Fig. 3b: t-SNE of data-set coverage")

@@ -11,15 +11,26 @@ from workflow_scripts.config import ConfigError
 
 # Data-set key of the random MPtrj sample drawn for the embedding maps.
 EMBEDDING_SAMPLE = "mptrj_embedding_sample"
+# Data-set key of the initial structure (ionic step 0) of every Perovs-Dopants relaxation.
+INITIAL_STRUCTURES = "perovs_dopants_initial"
 # Data sets of the embedding maps (Fig. 2), in drawing order (Perovs-Dopants on top).
-MAP_DATASETS = (EMBEDDING_SAMPLE, "omat24", "perovs_dopants")
+MAP_DATASETS = (EMBEDDING_SAMPLE, "omat24", INITIAL_STRUCTURES)
+# The maps colour these structures by the energy error of the models in these roles.
+MAP_ERROR_DATASET = INITIAL_STRUCTURES
+MAP_ERROR_ROLES = ("standard", "multihead")
 COVERAGE_DATASETS = (EMBEDDING_SAMPLE, "perovs_dopants")
 ERROR_DATASET = "perovs_dopants"
 ROLES = ("pretrained", "standard", "multihead")
+# The papers' findings checked on this run's tables (workflow_scripts.analysis.findings).
+FINDINGS_FILES = ("results/metrics/findings.csv", "results/metrics/findings.md")
 
 
 def embedding_sample_file(mptrj_name: str) -> str:
     return f"results/analysis/{mptrj_name}/embedding_sample.extxyz"
+
+
+def initial_structures_file(dataset_name: str) -> str:
+    return f"results/analysis/{dataset_name}/initial_structures.extxyz"
 
 
 def predictions_file(model: str, dataset: str) -> str:
@@ -98,6 +109,7 @@ def dataset_names(config: dict) -> dict[str, str]:
         "mptrj": mptrj,
         "omat24": config["reference"]["omat24"]["name"],
         "perovs_dopants": config["dataset"]["name"],
+        INITIAL_STRUCTURES: f"{config['dataset']['name']} (initial structures)",
     }
 
 
@@ -107,8 +119,10 @@ def pair_flags(flag: str, pairs: dict[str, str]) -> str:
 
 
 def analysis_targets(config: dict, metric_tables=()) -> list[str]:
-    """Every figure this config can draw, and an HTML page per metric table for the report."""
-    return figure_files(config) + [f"results/report/{table}.html" for table in metric_tables]
+    """Every figure this config can draw, the findings check, and an HTML page per metric
+    table for the report."""
+    reports = [f"results/report/{table}.html" for table in metric_tables]
+    return figure_files(config) + list(FINDINGS_FILES) + reports
 
 
 def map_descriptor_files(config: dict) -> list[str]:
@@ -123,9 +137,36 @@ def map_descriptor_files(config: dict) -> list[str]:
 def map_prediction_files(config: dict) -> list[str]:
     """Predictions whose energy errors colour the finetuned models' PHATE maps."""
     return [
-        predictions_file(required_model(config, role), ERROR_DATASET)
-        for role in ("standard", "multihead")
+        predictions_file(required_model(config, role), MAP_ERROR_DATASET)
+        for role in MAP_ERROR_ROLES
     ]
+
+
+def error_role_flags() -> str:
+    return " ".join(f"--error-role {role}" for role in MAP_ERROR_ROLES)
+
+
+def findings_descriptor_files(config: dict) -> list[str]:
+    """Descriptors the findings need: the pretrained model's of the MPtrj sample and the
+    initial structures (out-of-distribution check), and, when every role of the maps has a
+    model, those of the maps (pretrained vs finetuned embeddings)."""
+    models = analysis_models(config)
+    if not models["pretrained"]:
+        return []
+    files = [
+        descriptors_file(models["pretrained"], dataset)
+        for dataset in (EMBEDDING_SAMPLE, INITIAL_STRUCTURES)
+    ]
+    if all(models.values()):
+        files += [f for f in map_descriptor_files(config) if f not in files]
+    return files
+
+
+def findings_force_shift_files(config: dict) -> list[str]:
+    """The force-shift summary, where this config draws the force-shift figure."""
+    if "force_shift_density" not in figure_names(config):
+        return []
+    return ["results/figures/force_shift_density_summary.csv"]
 
 
 def coverage_descriptor_files(config: dict) -> list[str]:
