@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import yaml
+from verdict import verdict
 
 REPO = Path(__file__).resolve().parent.parent
 A_ELEMENTS = ["Sr", "Ba", "Ca"]
@@ -113,8 +114,9 @@ def run(quick: bool) -> list[dict]:
     size = f"{n_jobs} jobs, {n_defects} defect structures, {n_single_points} MPtrj single points"
     return [
         {"benchmark": "dag_dry_run", "measured": dry, "baseline": base_dry, "unit": "s",
-         "ratio": dry / base_dry, "target": "<= 10 s", "met": dry <= 10.0,
+         "ratio": dry / base_dry, "target": "<= 10 s", "met": verdict(dry <= 10.0, quick),
          "notes": f"{size}; baseline: one-rule Snakefile with as many jobs"},
         {"benchmark": "dag_noop_rerun", "measured": noop, "baseline": base_noop, "unit": "s",
-         "ratio": noop / base_noop, "target": "<= 15 s", "met": noop <= 15.0, "notes": size},
+         "ratio": noop / base_noop, "target": "<= 15 s", "met": verdict(noop <= 15.0, quick),
+         "notes": size},
     ]  # fmt: skip

@@ -5,7 +5,9 @@
     python benchmarks/run.py --only fps mptrj_stream
 
 Each ``benchmarks/bench_<name>.py`` exposes ``run(quick: bool) -> list[dict]`` with keys
-benchmark, measured, baseline, unit, ratio, target, met, notes. Results are also written to
+benchmark, measured, baseline, unit, ratio, target, met, notes; ``met`` is True, False or None
+(not judged: a target waived at ``--quick`` sizes, or a report without a target; see
+``verdict.py``). Results are also written to
 ``benchmarks/results/latest.json``.
 """
 
@@ -18,6 +20,8 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+from verdict import shown
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ("benchmark", "measured", "baseline", "unit", "ratio", "target", "met")
@@ -32,6 +36,12 @@ def load(path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def cell(row: dict, column: str) -> str:
+    if column == "met":
+        return shown(row.get("met"), row.get("target"))
+    return fmt(row.get(column))
 
 
 def fmt(value) -> str:
@@ -67,7 +77,7 @@ def main(argv=None) -> int:
         for row in results:
             row.setdefault("notes", "")
             rows.append(row)
-            print("   " + "  ".join(f"{c}={fmt(row.get(c))}" for c in COLUMNS), flush=True)
+            print("   " + "  ".join(f"{c}={cell(row, c)}" for c in COLUMNS), flush=True)
             if row["notes"]:
                 print(f"   notes: {row['notes']}", flush=True)
         print(f"   ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -75,12 +85,12 @@ def main(argv=None) -> int:
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for row in rows:
-        print("| " + " | ".join(fmt(row.get(c)) for c in COLUMNS) + " |")
+        print("| " + " | ".join(cell(row, c) for c in COLUMNS) + " |")
     out = HERE / "results" / ("quick.json" if args.quick else "latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), "quick": args.quick, "rows": rows}, indent=1))
     print(f"\nmachine: {machine()}; written {out.relative_to(HERE.parent)}")
-    return 0 if all(row["met"] for row in rows) else 1
+    return 1 if any(row["met"] is False for row in rows) else 0
 
 
 if __name__ == "__main__":
