@@ -5,6 +5,7 @@ Figures land in results/figures/{name}.png with {name}.csv beside it; each is fl
 `analysis_plan.analysis_targets(config, metric_tables)` lists them for the `all` rule.
 """
 
+from workflow_scripts.analysis import energy_alignment
 from workflow_scripts.analysis import plan as analysis_plan
 
 FIGURE_CAPTION = "../report/figure_table.rst"
@@ -139,6 +140,7 @@ rule analysis_embedding_maps:
         descriptors=lambda w: analysis_plan.map_descriptor_files(config),
         predictions=lambda w: analysis_plan.map_prediction_files(config),
         settings=section_file("analysis"),
+        alignment=energy_alignment.fit_files(config),
     output:
         figure=report(
             "results/figures/embedding_maps.png",
@@ -167,10 +169,18 @@ rule analysis_embedding_maps:
         datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
         error_dataset=analysis_plan.MAP_ERROR_DATASET,
         error_roles=analysis_plan.error_role_flags(),
+        energy=lambda w, input: energy_alignment.scale_flags(
+            config,
+            [
+                analysis_plan.required_model(config, r)
+                for r in analysis_plan.MAP_ERROR_ROLES
+            ],
+        )
+        + (f" --energy-alignment {input.alignment}" if input.alignment else ""),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings maps"
         " --settings {input.settings} {params.models} {params.datasets}"
-        " --error-dataset {params.error_dataset} {params.error_roles}"
+        " --error-dataset {params.error_dataset} {params.error_roles} {params.energy}"
         " --descriptors-dir results/descriptors"
         " --predictions-dir results/predictions --threads {threads}"
         " --out {output.figure} > {log} 2>&1"

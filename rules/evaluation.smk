@@ -3,11 +3,13 @@
 results/predictions/{model}/{dataset}.extxyz for a MACE variant (mace_predict) or a
 baseline (chgnet_predict); {dataset} is a data-set key of dataset_file() in common.smk.
 results/metrics/: the study's Table 1 (force MAE) and Table A1, per element and per
-substituent errors.
+substituent errors; energy_alignment.{csv,json}: per-element CP2K/VASP energy offsets
+(docs/energy_alignment.md) with which Table A1 compares energies across codes.
 """
 
 import shlex
 
+from workflow_scripts.analysis import energy_alignment
 from workflow_scripts.mace import plan as mace_plan
 
 
@@ -64,11 +66,35 @@ rule chgnet_predict:
         " --threads {threads} > {log} 2>&1"
 
 
+rule energy_alignment:
+    """Per-element offsets E_VASP - E_CP2K fitted on the CP2K-recomputed MPtrj subset."""
+    input:
+        reference=dataset_file("mptrj_cp2k_subset"),
+    output:
+        table=energy_alignment.FIT_CSV,
+        fit=energy_alignment.FIT_JSON,
+    log:
+        "logs/mace/energy_alignment.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        label_source=f"{mptrj_name()} label" if uses_standins() else "VASP",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.energy_alignment fit"
+        " --reference {input.reference} --label-source {params.label_source:q}"
+        " --out {output.table} > {log} 2>&1"
+
+
 rule mace_metric_tables:
     input:
         predictions=mace_plan.prediction_files(
             model_names(), config["evaluation"]["test_sets"]
         ),
+        alignment=energy_alignment.fit_files(config),
         variants=section_file("variants"),
         evaluation=section_file("evaluation"),
         dataset=section_file("dataset"),
@@ -86,9 +112,12 @@ rule mace_metric_tables:
         runtime=60,
     params:
         models=" ".join(shlex.quote(model) for model in model_names()),
+        alignment=lambda w, input: (
+            f"--energy-alignment {input.alignment}" if input.alignment else ""
+        ),
     shell:
         "python -m workflow_scripts.mace.metrics tables --predictions-dir results/predictions"
         " --models {params.models} --variants-config {input.variants}"
         " --evaluation-config {input.evaluation} --dataset-config {input.dataset}"
         " --reference-config {input.reference} --foundation-info {input.foundation}"
-        " --out-dir results/metrics > {log} 2>&1"
+        " {params.alignment} --out-dir results/metrics > {log} 2>&1"

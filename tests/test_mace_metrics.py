@@ -92,8 +92,9 @@ def test_per_element_and_per_substituent_errors():
     assert by_element["Ti"] == (2, pytest.approx(0.6 / 6))
     assert "Nd" not in by_element
     by_substituent = metrics.per_substituent(errors)
-    assert by_substituent["Zr"] == (1, pytest.approx(0.1), pytest.approx(0.3 / 6))
-    assert by_substituent["vacancy"] == (1, pytest.approx(0.3), pytest.approx(0.6 / 6))
+    assert by_substituent["Zr"][:3] == (1, pytest.approx(0.1), pytest.approx(0.3 / 6))
+    assert by_substituent["vacancy"][:3] == (1, pytest.approx(0.3), pytest.approx(0.6 / 6))
+    assert by_substituent["Zr"][3:] == (pytest.approx(0.1), "raw")
 
 
 def _write_predictions(root, model, test_set, force_error, skip_last=False, head="Default"):
@@ -168,9 +169,134 @@ def test_tables_have_the_study_layout_with_names_from_config(tmp_path):
     table_a1 = pd.read_csv(out / "tableA1.csv")
     scratch = table_a1[(table_a1["model"] == "scratch") & (table_a1["test_set"] == "mptrj")]
     assert scratch[["n_frames", "n_evaluated"]].values.tolist() == [[3, 2]]
-    assert scratch["energy_mae_ev_per_atom"].item() == pytest.approx(0.9 / 2)
+    # a CP2K-scale model on VASP labels without an alignment fit: raw MAE kept, no aligned one
+    assert scratch["energy_mae_raw_ev_per_atom"].item() == pytest.approx(0.9 / 2)
+    assert math.isnan(scratch["energy_mae_ev_per_atom"].item())
+    assert scratch["energy_alignment"].item().startswith("not aligned: no energy-alignment fit")
+    within = table_a1[(table_a1["model"] == "scratch") & (table_a1["test_set"] == "perovs_dopants")]
+    assert within["energy_alignment"].item() == "raw"
+    assert within["energy_mae_ev_per_atom"].item() == pytest.approx(0.3 / 2)
     per_substituent = pd.read_csv(out / "per_substituent.csv")
     assert list(per_substituent.columns) == list(metrics.PER_SUBSTITUENT_COLUMNS)
     per_element = pd.read_csv(out / "per_element_force_mae.csv")
     zero_shot_sr = per_element.query("model == 'zero-shot' and test_set == 'mptrj'")
     assert zero_shot_sr.set_index("element").loc["Sr", "force_mae_ev_per_a"] == pytest.approx(0.02)
+
+
+# --- energies across DFT codes -------------------------------------------------------------------
+
+# offsets of the synthetic fit: E_VASP = E_CP2K + 800 n_Sr + 1500 n_Ti (+ 400 n_O)
+SR, TI, OX = 800.0, 1500.0, 400.0
+
+
+def _alignment_fit(tmp_path):
+    from workflow_scripts.analysis import energy_alignment
+
+    compositions = [{"Sr": 1}, {"Ti": 1}, {"O": 2}, {"Sr": 1, "Ti": 1, "O": 3}]
+    differences = [SR, TI, 2 * OX, SR + TI + 3 * OX]
+    fit = energy_alignment.fit_offsets(compositions, differences, source="synthetic")
+    return energy_alignment.write_fit(fit, tmp_path / "energy_alignment.csv")
+
+
+def _energy_frames(path, energies, symbols=("Sr", "Ti"), substituents=None):
+    frames = []
+    for k, (reference, predicted) in enumerate(energies):
+        frame = _frame(list(symbols), reference, predicted, [[0.0] * 3] * len(symbols),
+                       [[0.0] * 3] * len(symbols))  # fmt: skip
+        frame.info["substituent"] = (substituents or ["Zr"] * len(energies))[k]
+        frames.append(frame)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, frames)
+
+
+def test_cross_code_cells_use_aligned_energies_and_within_code_cells_raw(tmp_path):
+    predictions = tmp_path / "predictions"
+    # zero-shot (VASP scale) on Perovs-Dopants (CP2K labels): predictions sit 2300 eV above the
+    # CP2K labels plus a model error of +0.4 and -0.2 eV: aligned E' = E - (800 + 1500)
+    _energy_frames(predictions / "zero" / "perovs_dopants.extxyz",
+                   [(-10.0, -10.0 + SR + TI + 0.4), (-20.0, -20.0 + SR + TI - 0.2)])  # fmt: skip
+    # zero-shot on MPtrj (VASP labels): raw, 0.6 eV error over 2 atoms
+    _energy_frames(predictions / "zero" / "mptrj.extxyz", [(-5.0, -5.6)])
+    # CP2K-head model on MPtrj (VASP labels): E' = E + 2300; model error -0.2 eV
+    _energy_frames(predictions / "ft" / "mptrj.extxyz", [(-5.0, -5.0 - SR - TI - 0.2)])
+    # CP2K-head model on Perovs-Dopants: raw, 0.1 eV over 2 atoms; one frame has Nd (no offset)
+    _energy_frames(predictions / "ft" / "perovs_dopants.extxyz", [(-10.0, -10.1), (-20.0, -20.3)])
+    # ... and a cross-code cell with an element the fit does not cover: NaN, never zero
+    _energy_frames(predictions / "zero" / "omat24.extxyz", [(-1.0, -1.0)])
+    _energy_frames(predictions / "ft" / "omat24.extxyz", [(-3.0, -3.0 - SR - 0.1)],
+                   symbols=("Sr", "Nd"))  # fmt: skip
+    config = tmp_path / "config"
+    config.mkdir()
+    sections = {
+        "variants": {
+            "zero": {"method": "zero_shot"},
+            "ft": {"method": "standard", "data": "perovs_dopants"},
+            "run_label": "test",
+        },
+        "evaluation": {"test_sets": ["mptrj", "perovs_dopants", "omat24"], "chgnet_model": "x"},
+        "dataset": {"name": "Perovs-Dopants"},
+        "reference": {"mptrj": {"name": "MPtrj"}, "omat24": {"name": "OMat24"}},
+    }
+    for name, content in sections.items():
+        (config / f"{name}.json").write_text(json.dumps(content))
+    (tmp_path / "foundation.json").write_text(json.dumps({"name": "MACE-MP-0b3"}))
+    out = tmp_path / "metrics"
+    fit_file = _alignment_fit(tmp_path)
+    metrics.main(
+        ["tables", "--predictions-dir", str(predictions), "--models", "zero", "ft",
+         "--variants-config", str(config / "variants.json"),
+         "--evaluation-config", str(config / "evaluation.json"),
+         "--dataset-config", str(config / "dataset.json"),
+         "--reference-config", str(config / "reference.json"),
+         "--foundation-info", str(tmp_path / "foundation.json"),
+         "--energy-alignment", str(fit_file), "--out-dir", str(out)]
+    )  # fmt: skip
+    table = pd.read_csv(out / "tableA1.csv").set_index(["model", "test_set"])
+    cell = table.loc[("zero", "perovs_dopants")]
+    assert (cell["model_energy_scale"], cell["label_energy_scale"]) == ("VASP", "CP2K")
+    assert cell["energy_alignment"] == "aligned"
+    assert cell["energy_mae_ev_per_atom"] == pytest.approx((0.4 / 2 + 0.2 / 2) / 2, abs=1e-9)
+    assert cell["energy_mae_raw_ev_per_atom"] == pytest.approx(
+        ((SR + TI + 0.4) / 2 + (SR + TI - 0.2) / 2) / 2
+    )
+    cell = table.loc[("ft", "mptrj")]
+    assert (cell["model_energy_scale"], cell["label_energy_scale"]) == ("CP2K", "VASP")
+    assert cell["energy_alignment"] == "aligned"
+    assert cell["energy_mae_ev_per_atom"] == pytest.approx(0.2 / 2, abs=1e-9)
+    for key, value in ((("zero", "mptrj"), 0.6 / 2), (("ft", "perovs_dopants"), 0.2 / 2)):
+        assert table.loc[key, "energy_alignment"] == "raw"
+        assert table.loc[key, "energy_mae_ev_per_atom"] == pytest.approx(value)
+        assert table.loc[key, "energy_mae_raw_ev_per_atom"] == pytest.approx(value)
+    cell = table.loc[("ft", "omat24")]
+    assert cell["energy_alignment"] == "not aligned: element(s) Nd not covered"
+    assert math.isnan(cell["energy_mae_ev_per_atom"])
+    assert cell["energy_mae_raw_ev_per_atom"] == pytest.approx((SR + 0.1) / 2)
+    # forces untouched, and the markdown says which cells are aligned and with which fit
+    markdown = (out / "tableA1.md").read_text()
+    assert "| zero | zero-shot | Perovs-Dopants | 2/2 | VASP → CP2K | 0.150† |" in markdown
+    assert "| ft | standard | OMat24 | 1/1 | CP2K → VASP | n/a‡ |" in markdown
+    assert "† aligned: zero on Perovs-Dopants (VASP → CP2K), ft on MPtrj (CP2K → VASP)" in markdown
+    assert f"Fit ({fit_file.with_suffix('.csv')}): 4 frames of synthetic" in markdown
+    per_substituent = pd.read_csv(out / "per_substituent.csv").set_index(["model", "test_set"])
+    zr = per_substituent.loc[("zero", "perovs_dopants")]
+    assert zr["energy_alignment"] == "aligned"
+    assert zr["energy_mae_ev_per_atom"] == pytest.approx(0.15, abs=1e-9)
+
+
+def test_aligned_energy_direction_by_hand():
+    from workflow_scripts.analysis import energy_alignment
+
+    fit = energy_alignment.fit_offsets([{"Sr": 1}, {"Ti": 1}], [SR, TI])
+    errors = metrics.collect(
+        [_frame(["Sr", "Ti"], -10.0, -10.0 + SR + TI + 0.5, [[0.0] * 3] * 2, [[0.0] * 3] * 2)]
+    )
+    # VASP-scale prediction on CP2K labels: subtract 2300 -> error 0.5 eV / 2 atoms
+    vasp_on_cp2k = metrics.EnergyScales("VASP", "CP2K", fit)
+    assert metrics.energy_maes(errors, vasp_on_cp2k)["energy_mae_ev_per_atom"] == pytest.approx(
+        0.25
+    )
+    # the same numbers read as a CP2K-scale prediction on VASP labels: add 2300 -> 4600.5 / 2
+    cp2k_on_vasp = metrics.EnergyScales("CP2K", "VASP", fit)
+    assert metrics.energy_maes(errors, cp2k_on_vasp)["energy_mae_ev_per_atom"] == pytest.approx(
+        (2 * (SR + TI) + 0.5) / 2
+    )

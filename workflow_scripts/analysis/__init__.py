@@ -8,6 +8,8 @@ One module per figure family, each with a CLI (``python -m workflow_scripts.anal
   t-SNE (Fig. 3b);
 - :mod:`.element_distribution` — host and substituent elements (Fig. 3a);
 - :mod:`.per_substituent` — per-substituent energy/force errors;
+- :mod:`.energy_alignment` — per-element CP2K/VASP energy offsets, fitted on the
+  CP2K-recomputed MPtrj subset, that put energies of the two codes on one scale;
 - :mod:`.tables` — metric tables as HTML for the Snakemake report.
 
 :mod:`.plan` holds the light, parse-time helpers the rule module uses.

@@ -142,18 +142,35 @@ def load_descriptors(directory: Path, model: str, dataset: str) -> np.ndarray:
     return matrix.astype(np.float64)
 
 
-def energy_errors(path: Path) -> tuple[np.ndarray, list[str]]:
+def energy_errors(
+    path: Path, model_scale: str | None = None, label_scale: str | None = None, fit=None
+) -> tuple[np.ndarray, list[str]]:
     """|MACE_energy − REF_energy| per atom (eV/atom) and the substituent of every frame.
 
-    The maps take whatever array this returns (one value per frame, file order): energies
-    aligned across codes plug in here."""
-    errors, substituents = [], []
-    for index, atoms in enumerate(read_frames(path)):
+    When the model predicts on another DFT code's scale than the labels (``model_scale`` !=
+    ``label_scale``), the prediction is aligned first with the per-element offsets of ``fit``
+    (:mod:`.energy_alignment`); a frame the fit cannot align gets NaN (drawn uncoloured),
+    never a raw cross-code error."""
+    from workflow_scripts.analysis import energy_alignment
+
+    frames = read_frames(path)
+    for index, atoms in enumerate(frames):
         if "MACE_energy" not in atoms.info or "REF_energy" not in atoms.info:
             raise KeyError(f"{path}: frame {index} lacks MACE_energy or REF_energy")
-        errors.append(abs(atoms.info["MACE_energy"] - atoms.info["REF_energy"]) / len(atoms))
-        substituents.append(str(atoms.info.get("substituent", "")))
-    return np.array(errors), substituents
+    shifts, status = [0.0] * len(frames), energy_alignment.RAW
+    if model_scale is not None and label_scale is not None:
+        symbols = [atoms.get_chemical_symbols() for atoms in frames]
+        shifts, status = energy_alignment.alignment_status(symbols, model_scale, label_scale, fit)
+        if status != energy_alignment.RAW:
+            log.info("%s: energies %s (%s -> %s)", path, status, model_scale, label_scale)
+    _, errors = energy_alignment.aligned_energy_errors(
+        [atoms.info["MACE_energy"] for atoms in frames],
+        [atoms.info["REF_energy"] for atoms in frames],
+        [len(atoms) for atoms in frames],
+        shifts,
+    )
+    substituents = [str(atoms.info.get("substituent", "")) for atoms in frames]
+    return errors, substituents
 
 
 def tsne_map(points: np.ndarray, settings: dict, seed: int, threads: int = 1) -> np.ndarray:
@@ -236,10 +253,16 @@ def embedding_table(
     settings: dict,
     threads: int = 1,
     error_roles=None,
+    energy_scales: dict[str, str] | None = None,
+    fit=None,
 ):
     """One row per (model, structure): t-SNE and PHATE coordinates and the energy error (of
-    the models in ``error_roles``; default every role but ``pretrained``)."""
+    the models in ``error_roles``; default every role but ``pretrained``). ``energy_scales``:
+    model -> DFT-code scale of its energies; with ``fit`` the errors of a model on another
+    code's scale than the error data set are aligned (:func:`energy_errors`)."""
     import pandas as pd
+
+    from workflow_scripts.analysis import energy_alignment
 
     if error_roles is None:
         error_roles = [role for role in models if role != "pretrained"]
@@ -251,7 +274,9 @@ def embedding_table(
         table["substituent"] = ""
         if role in error_roles and predictions_dir is not None:
             path = Path(predictions_dir) / model / f"{error_dataset}.extxyz"
-            errors, substituents = energy_errors(path)
+            model_scale = (energy_scales or {}).get(model)
+            label_scale = energy_alignment.LABEL_SCALES.get(error_dataset)
+            errors, substituents = energy_errors(path, model_scale, label_scale, fit)
             rows = table.index[table["dataset_key"] == error_dataset]
             if len(rows) != len(errors):
                 raise ValueError(f"{path}: {len(errors)} frames but {len(rows)} descriptor rows")
@@ -432,6 +457,12 @@ def run_initial(args) -> None:
     initial_frames([Path(path) for path in args.trajectories], Path(args.out))
 
 
+def load_fit(path):
+    from workflow_scripts.analysis.energy_alignment import load_fit as load
+
+    return load(path)
+
+
 def run_maps(args) -> None:
     settings = load_settings(args.settings)
     models = parse_pairs(args.model, "--model")
@@ -445,6 +476,8 @@ def run_maps(args) -> None:
         settings,
         args.threads,
         args.error_role,
+        parse_pairs(args.energy_scale, "--energy-scale"),
+        load_fit(args.energy_alignment) if args.energy_alignment else None,
     )
     names = ", ".join(datasets.values())
     title = f"Per-structure mean MACE descriptors of {names}"
@@ -488,6 +521,14 @@ def main(argv=None) -> None:
         "pretrained)",
     )
     maps.add_argument("--predictions-dir", default="results/predictions")
+    maps.add_argument(
+        "--energy-scale",
+        action="append",
+        help="MODEL=VASP|CP2K: the DFT code whose energies the model predicts (repeat)",
+    )
+    maps.add_argument(
+        "--energy-alignment", help="energy_alignment.json: aligns energies across codes"
+    )
     maps.set_defaults(func=run_maps)
     coverage = sub.add_parser("coverage", help="Fig. 3b: t-SNE of data-set coverage")
     coverage.add_argument("--model", required=True)

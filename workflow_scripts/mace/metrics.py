@@ -10,9 +10,17 @@ Definitions (all on frames that have a prediction):
 * per element: force MAE over the atoms of that element; per substituent: energy and force
   MAE over the frames with that ``substituent`` info (Perovs-Dopants frames).
 
-Energies of models whose head was fitted to CP2K isolated atoms are on CP2K's energy scale:
-their energy MAE on VASP test sets (MPtrj, OMat24) is dominated by the reference offset;
-force errors are not affected.
+Energy scales: every model predicts total energies on one code's scale (VASP for the
+foundation model, CHGNet, pretraining heads and heads trained on OMat24; CP2K for heads trained
+on CP2K labels, see ``energy_alignment.model_energy_scale``) and every test set is labelled on
+one (Perovs-Dopants: CP2K; MPtrj, OMat24: VASP). Within one code the energy MAE compares raw
+energies; across codes the prediction is first moved to the label's code with the per-element
+offsets fitted on the CP2K-recomputed MPtrj subset (``--energy-alignment``;
+docs/energy_alignment.md): E_pred' = E_pred + sum n_Z delta_Z (CP2K -> VASP) or
+- sum n_Z delta_Z (VASP -> CP2K). ``energy_mae_ev_per_atom`` is that (aligned or raw-within-code)
+MAE, NaN when a frame of the cell has an element the fit does not determine;
+``energy_mae_raw_ev_per_atom`` is always the raw one and ``energy_alignment`` says which
+(``raw``, ``aligned``, ``not aligned: element(s) X not covered``). Forces are not affected.
 
 Outputs in ``--out-dir``: ``table1_force_mae.{csv,md}`` (force MAE, model x test set, the
 layout of the study's Table 1), ``tableA1.{csv,md}`` (E MAE, F MAE, F RMSE and stress MAE per
@@ -29,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.analysis import energy_alignment
 from workflow_scripts.mace import settings
 from workflow_scripts.mace.evaluate import ENERGY_KEY, FORCES_KEY, SKIPPED_KEY, STRESS_KEY
 
@@ -47,6 +56,8 @@ PER_SUBSTITUENT_COLUMNS = (
     "n_frames",
     "energy_mae_ev_per_atom",
     "force_mae_ev_per_a",
+    "energy_mae_raw_ev_per_atom",
+    "energy_alignment",
 )
 LABEL_COLUMNS = ["model", "base_model", "finetune_data", "method"]
 TABLE_A1_COLUMNS = LABEL_COLUMNS + [
@@ -60,18 +71,16 @@ TABLE_A1_COLUMNS = LABEL_COLUMNS + [
     "force_rmse_ev_per_a",
     "stress_mae_ev_per_a3",
     "n_stress",
+    "energy_mae_raw_ev_per_atom",
+    "energy_alignment",
+    "model_energy_scale",
+    "label_energy_scale",
 ]
 PARTIAL_NOTE = (
     "\n\\* evaluated on the frames whose elements the model knows; see tableA1 "
     "(n_evaluated / n_frames).\n"
 )
-ENERGY_SCALE_NOTE = (
-    "\nEnergies are total energies on each label's own scale. A model whose head was fitted "
-    "to CP2K isolated atoms predicts CP2K-scale energies; one fitted to VASP data predicts "
-    "VASP-scale energies. An E MAE across the two (CP2K test set vs VASP-scale model or the "
-    "reverse) measures the codes' reference offset (hundreds of eV/atom with GTH "
-    "pseudopotentials), not the model: compare energies within one code, forces across codes.\n"
-)
+ALIGNED_MARK, NOT_ALIGNED_MARK = "†", "n/a‡"
 ELEMENT_COLUMNS = ("model", "test_set", "element", "n_atoms", "force_mae_ev_per_a")
 
 
@@ -136,10 +145,47 @@ def _voigt(stress) -> np.ndarray:
     return stress.reshape(6)
 
 
-def summary(errors: Errors) -> dict:
+@dataclass
+class EnergyScales:
+    """The model's and the test set's energy scale, and the fit that aligns them."""
+
+    model: str = energy_alignment.CP2K
+    label: str = energy_alignment.CP2K
+    fit: energy_alignment.AlignmentFit | None = None
+
+
+def energy_maes(errors: Errors, scales: EnergyScales | None, indices=None) -> dict:
+    """Energy MAE (aligned across codes, raw within one), the raw MAE and the status of the
+    frames ``indices`` (default all evaluated frames)."""
+    scales = scales or EnergyScales()
+    indices = range(len(errors.energy)) if indices is None else list(indices)
+    symbols = [errors.symbols[i] for i in indices]
+    shifts, status = energy_alignment.alignment_status(
+        symbols, scales.model, scales.label, scales.fit
+    )
+    if not indices:
+        raw = aligned = np.array([np.nan])
+    else:
+        raw, aligned = energy_alignment.aligned_energy_errors(
+            [errors.energy[i][0] for i in indices],
+            [errors.energy[i][1] for i in indices],
+            [errors.n_atoms[i] for i in indices],
+            shifts,
+        )
+    ok = not status.startswith(energy_alignment.NOT_ALIGNED)
+    return {
+        "energy_mae_ev_per_atom": float(np.mean(aligned)) if ok else np.nan,
+        "energy_mae_raw_ev_per_atom": float(np.mean(raw)),
+        "energy_alignment": status,
+    }
+
+
+def summary(errors: Errors, scales: EnergyScales | None = None) -> dict:
     """Energy/force/stress errors of one (model, test set); NaN where nothing to compare."""
     evaluated = len(errors.energy)
     row = {"n_frames": errors.n_frames, "n_evaluated": evaluated}
+    if scales is not None:
+        row |= {"model_energy_scale": scales.model, "label_energy_scale": scales.label}
     if evaluated == 0:
         return (
             row
@@ -147,11 +193,11 @@ def summary(errors: Errors) -> dict:
                 ("energy_mae_ev_per_atom", "force_mae_ev_per_a", "force_rmse_ev_per_a"), np.nan
             )
             | {"stress_mae_ev_per_a3": np.nan, "n_stress": 0}
+            | {"energy_mae_raw_ev_per_atom": np.nan, "energy_alignment": ""}
         )
-    predicted, reference = zip(*errors.energy, strict=True)
     forces_predicted = np.concatenate(errors.forces_predicted)
     forces_reference = np.concatenate(errors.forces_reference)
-    row["energy_mae_ev_per_atom"] = energy_mae_per_atom(predicted, reference, errors.n_atoms)
+    row |= energy_maes(errors, scales)
     row["force_mae_ev_per_a"] = force_mae(forces_predicted, forces_reference)
     row["force_rmse_ev_per_a"] = force_rmse(forces_predicted, forces_reference)
     if errors.stress:
@@ -178,24 +224,27 @@ def per_element(errors: Errors) -> dict[str, tuple[int, float]]:
     }
 
 
-def per_substituent(errors: Errors) -> dict[str, tuple[int, float, float]]:
-    """Substituent -> (number of frames, energy MAE eV/atom, force MAE eV/Å)."""
+def per_substituent(
+    errors: Errors, scales: EnergyScales | None = None
+) -> dict[str, tuple[int, float, float, float, str]]:
+    """Substituent -> (number of frames, energy MAE eV/atom (aligned across codes, raw within
+    one; NaN when not alignable), force MAE eV/Å, raw energy MAE eV/atom, alignment status)."""
     groups: dict[str, list[int]] = defaultdict(list)
     for index, substituent in enumerate(errors.substituents):
         if substituent is not None:
             groups[substituent].append(index)
     result = {}
     for substituent, indices in sorted(groups.items()):
-        predicted = [errors.energy[i][0] for i in indices]
-        reference = [errors.energy[i][1] for i in indices]
-        n_atoms = [errors.n_atoms[i] for i in indices]
+        energy = energy_maes(errors, scales, indices)
         result[substituent] = (
             len(indices),
-            energy_mae_per_atom(predicted, reference, n_atoms),
+            energy["energy_mae_ev_per_atom"],
             force_mae(
                 np.concatenate([errors.forces_predicted[i] for i in indices]),
                 np.concatenate([errors.forces_reference[i] for i in indices]),
             ),
+            energy["energy_mae_raw_ev_per_atom"],
+            energy["energy_alignment"],
         )
     return result
 
@@ -249,8 +298,11 @@ def build_tables(
     test_sets: list[str],
     labels: list[dict],
     names: dict[str, str],
+    model_scales: dict[str, str] | None = None,
+    fit: energy_alignment.AlignmentFit | None = None,
 ) -> dict:
-    """All metric rows: summary (Table A1), per element, per substituent."""
+    """All metric rows: summary (Table A1), per element, per substituent. ``model_scales``:
+    model -> energy scale (default: every model on its test sets' scale, i.e. raw)."""
     from workflow_scripts.mace.evaluate import read_frames
 
     summary_rows, element_rows, substituent_rows = [], [], []
@@ -258,10 +310,13 @@ def build_tables(
         for test_set in test_sets:
             errors = collect(read_frames(predictions_dir / model / f"{test_set}.extxyz"))
             head = head_label(label["method"], errors.heads)
+            label_scale = energy_alignment.label_energy_scale(test_set)
+            model_scale = (model_scales or {}).get(model, label_scale)
+            scales = EnergyScales(model_scale, label_scale, fit)
             summary_rows.append(
                 label
                 | {"test_set": test_set, "test_set_name": names[test_set], "head": head}
-                | summary(errors)
+                | summary(errors, scales)
             )
             element_rows += [
                 (model, test_set, element, count, value)
@@ -269,7 +324,7 @@ def build_tables(
             ]
             substituent_rows += [
                 (model, test_set, substituent, *values)
-                for substituent, values in per_substituent(errors).items()
+                for substituent, values in per_substituent(errors, scales).items()
             ]
     return {"summary": summary_rows, "element": element_rows, "substituent": substituent_rows}
 
@@ -319,22 +374,84 @@ def write_table1(
     )
 
 
-def write_table_a1(summary_rows: list[dict], out_dir: Path, run_label: str) -> None:
+def _energy_cell(row: dict) -> str:
+    status = str(row.get("energy_alignment", energy_alignment.RAW))
+    if status.startswith(energy_alignment.NOT_ALIGNED):
+        return NOT_ALIGNED_MARK
+    value = _format(row["energy_mae_ev_per_atom"])
+    return value + ALIGNED_MARK if value and status == energy_alignment.ALIGNED else value
+
+
+def energy_note(
+    summary_rows: list[dict], fit: energy_alignment.AlignmentFit | None, fit_file: str = ""
+) -> str:
+    """What the energy columns of Table A1 compare: raw, aligned (with which fit), or not."""
+    aligned = [r for r in summary_rows if r.get("energy_alignment") == energy_alignment.ALIGNED]
+    missing = [
+        r
+        for r in summary_rows
+        if str(r.get("energy_alignment", "")).startswith(energy_alignment.NOT_ALIGNED)
+    ]
+    lines = [
+        "",
+        "E MAE compares total energies per atom on one code's scale. Where the model predicts "
+        "on the labels' code (Energy scale `CP2K → CP2K` or `VASP → VASP`) the energies are "
+        "raw. Where it does not, the prediction is moved to the labels' code first: "
+        "E' = E_pred + Σ n_Z δ_Z (CP2K → VASP) or E_pred − Σ n_Z δ_Z (VASP → CP2K), with "
+        "per-element offsets δ_Z fitted on the CP2K-recomputed MPtrj structures "
+        "(docs/energy_alignment.md). E MAE raw is never aligned; across codes it measures the "
+        "codes' reference offset (hundreds of eV/atom), not the model.",
+        "",
+    ]
+    if fit is not None:
+        lines.append(f"Fit{f' ({fit_file})' if fit_file else ''}: {fit.describe()}.")
+    else:
+        lines.append("Fit: none (reference.mptrj.cp2k_subset_size is 0): no cell is aligned.")
+    lines.append("")
+    if aligned:
+        cells = ", ".join(
+            f"{r['model']} on {r['test_set_name']} ({r['model_energy_scale']} → "
+            f"{r['label_energy_scale']})"
+            for r in aligned
+        )
+        lines.append(f"{ALIGNED_MARK} aligned: {cells}.")
+    if missing:
+        cells = "; ".join(
+            f"{r['model']} on {r['test_set_name']}: {r['energy_alignment']}" for r in missing
+        )
+        lines.append(f"{NOT_ALIGNED_MARK} {cells}. No value is given for these cells.")
+    lines.append(
+        "Aligned energies carry what the per-element offsets do not: PBE+U frames on the VASP "
+        "side (U-elements in oxides/fluorides; excluded from the fit), and CHGNet's MP2020 "
+        "corrections."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_table_a1(
+    summary_rows: list[dict],
+    out_dir: Path,
+    run_label: str,
+    fit: energy_alignment.AlignmentFit | None = None,
+    fit_file: str = "",
+) -> None:
     """Energy MAE, force MAE and RMSE, stress MAE per model and test set (Table A1)."""
     import pandas as pd
 
     pd.DataFrame(summary_rows, columns=TABLE_A1_COLUMNS).to_csv(
         out_dir / "tableA1.csv", index=False
     )
-    header = ["Model", "Method", "Test set", "Frames", "E MAE (eV/atom)", "F MAE (eV/Å)"]
-    header += ["F RMSE (eV/Å)", "Stress MAE (eV/Å³)"]
+    header = ["Model", "Method", "Test set", "Frames", "Energy scale", "E MAE (eV/atom)"]
+    header += ["E MAE raw (eV/atom)", "F MAE (eV/Å)", "F RMSE (eV/Å)", "Stress MAE (eV/Å³)"]
     rows = [
         [
             row["model"],
             row["method"],
             row["test_set_name"],
             f"{row['n_evaluated']}/{row['n_frames']}",
-            _format(row["energy_mae_ev_per_atom"]),
+            f"{row.get('model_energy_scale', '')} → {row.get('label_energy_scale', '')}",
+            _energy_cell(row),
+            _format(row.get("energy_mae_raw_ev_per_atom", np.nan)),
             _format(row["force_mae_ev_per_a"]),
             _format(row["force_rmse_ev_per_a"]),
             _format(row["stress_mae_ev_per_a3"], 4),
@@ -344,19 +461,25 @@ def write_table_a1(summary_rows: list[dict], out_dir: Path, run_label: str) -> N
     (out_dir / "tableA1.md").write_text(
         f"# Energy and force errors — {run_label}\n\n"
         + markdown_table(header, rows)
-        + ENERGY_SCALE_NOTE
+        + energy_note(summary_rows, fit, fit_file)
     )
 
 
 def write_tables(
-    tables: dict, test_sets: list[str], names: dict[str, str], out_dir: Path, run_label: str
+    tables: dict,
+    test_sets: list[str],
+    names: dict[str, str],
+    out_dir: Path,
+    run_label: str,
+    fit: energy_alignment.AlignmentFit | None = None,
+    fit_file: str = "",
 ) -> None:
     """Table 1 and Table A1 (CSV + Markdown), per-element and per-substituent CSVs."""
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table1(tables["summary"], test_sets, names, out_dir, run_label)
-    write_table_a1(tables["summary"], out_dir, run_label)
+    write_table_a1(tables["summary"], out_dir, run_label, fit, fit_file)
     pd.DataFrame(tables["element"], columns=list(ELEMENT_COLUMNS)).to_csv(
         out_dir / "per_element_force_mae.csv", index=False
     )
@@ -378,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--dataset-config", required=True, type=Path)
     tables.add_argument("--reference-config", required=True, type=Path)
     tables.add_argument("--foundation-info", required=True, type=Path, help="foundation.json")
+    tables.add_argument(
+        "--energy-alignment",
+        type=Path,
+        help="results/metrics/energy_alignment.json; without it cross-code energies are n/a",
+    )
     tables.add_argument("--out-dir", required=True, type=Path)
     return parser
 
@@ -393,8 +521,16 @@ def main(argv: list[str] | None = None) -> int:
     run_label = variants.pop("run_label", evaluation.get("run_label", ""))
     labels = model_rows(args.models, variants, names, foundation, evaluation["chgnet_model"])
     test_sets = list(evaluation["test_sets"])
-    tables = build_tables(args.predictions_dir, args.models, test_sets, labels, names)
-    write_tables(tables, test_sets, names, args.out_dir, run_label)
+    head = evaluation.get("multihead_head", "finetuned")
+    model_scales = {
+        model: energy_alignment.model_energy_scale(model, variants, head) for model in args.models
+    }
+    fit = energy_alignment.load_fit(args.energy_alignment) if args.energy_alignment else None
+    tables = build_tables(
+        args.predictions_dir, args.models, test_sets, labels, names, model_scales, fit
+    )
+    fit_file = str(args.energy_alignment.with_suffix(".csv")) if args.energy_alignment else ""
+    write_tables(tables, test_sets, names, args.out_dir, run_label, fit, fit_file)
     print((args.out_dir / "table1_force_mae.md").read_text())
     return 0
 
