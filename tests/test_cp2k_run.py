@@ -5,6 +5,7 @@ tens of seconds on 2 cores. Expected values come from CP2K's own printout, read 
 regular expressions independent of :mod:`workflow_scripts.cp2k.parse`.
 """
 
+import csv
 import json
 import os
 import re
@@ -333,3 +334,101 @@ def test_attempts_of_other_settings_are_set_aside_not_reused(tmp_path):
         tmp_path, prepare("relax", atoms, dft_settings({**CHEAP, "cutoff": 210})), settings, 1
     )
     assert calculation_hash(changed.calc) != calculation_hash(plan.calc)
+
+
+@pytest.mark.slow
+def test_relaxation_failing_for_good_costs_one_row_not_the_study(relaxation, tmp_path, caplog):
+    """No rung of the SCF ladder converges (EPS_SCF 1e-30 is out of reach; a cheap Γ-point
+    grid keeps the ~1,000 SCF steps of the ladder short): the job exits 0 with a failed
+    summary and its reason, a rerun does nothing new, the split is built from the other
+    relaxation (the module's real one), failures.csv names the failed job, and above the
+    failed-fraction limit the failures check stops, naming it."""
+    from workflow_scripts import splits
+    from workflow_scripts.cp2k.failures import main as failures_main
+
+    overrides = {
+        "kpoints": None,
+        "cutoff": 60,
+        "rel_cutoff": 15,
+        "ngrids": 2,
+        "scf": {"max_scf": 3, "eps_scf": 1.0e-30, "outer_max_scf": 1},
+        "geo_opt": {"max_iter": 2},
+    }
+    structure, settings = write_inputs(tmp_path, overrides)
+    relax = tmp_path / "results" / "cp2k" / "relax" / "CsPbBr3"
+    workdir = relax / "sub_X_on_B"
+    started = time.time()
+    assert run_cli("relax", tmp_path, structure, settings, workdir).wait() == 0
+    wall = time.time() - started
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["failure_kind"] == "scf_exhausted"
+    assert summary["failure_reason"].startswith(
+        "SCF not converged at step 0 in run_003 with the last rung of the SCF ladder (level 3:"
+    )
+    assert "MAX_SCF 500, EPS_SCF 1e-30" in summary["failure_reason"]
+    assert summary["attempts"] == ["run_000", "run_001", "run_002", "run_003"]
+    assert summary["n_frames"] == 0 and summary["scf_level"] == 3
+    (last,) = json.loads((workdir / "run_003" / "custodian.json").read_text())
+    assert last["corrections"][-1]["actions"] == []  # nothing left to try
+    # A rerun (a retry, snakemake -f) finds it failed: the same summary, no new attempt.
+    (workdir / "summary.json").unlink()
+    assert run_cli("relax", tmp_path, structure, settings, workdir).wait() == 0
+    assert json.loads((workdir / "summary.json").read_text()) == summary
+    assert not (workdir / "run_004").exists()
+    # The trajectory rule: no converged frame to keep.
+    trajectories = tmp_path / "results" / "trajectories" / "CsPbBr3"
+    failed_out = trajectories / "sub_X_on_B.extxyz"
+    trajectory_main(
+        ["relax", "--workdir", str(workdir), "--structure", str(structure)]
+        + ["--summary", str(workdir / "summary.json"), "--dataset", "x", "--out", str(failed_out)]
+    )
+    assert failed_out.read_text() == ""
+    # The other relaxation, finished: its summary and trajectory as the rules place them.
+    done_dir, done_structure, done_frames, _ = relaxation
+    (relax / "pristine").mkdir(parents=True)
+    shutil.copy(done_dir / "summary.json", relax / "pristine" / "summary.json")
+    done_out = trajectories / "pristine.extxyz"
+    trajectory_main(
+        ["relax", "--workdir", str(done_dir), "--structure", str(done_structure)]
+        + ["--dataset", "x", "--out", str(done_out)]
+    )
+    # failures check: 1 of 2 failed is above 5 %: stops, naming the job.
+    summaries = [str(relax / d / "summary.json") for d in ("pristine", "sub_X_on_B")]
+    failures_csv = tmp_path / "results" / "cp2k" / "failures" / "relax.csv"
+    check = ["check", "--job", "relax", "--out", str(failures_csv)]
+    assert failures_main([*check, "--max-failed-fraction", "0.05", *summaries]) == 1
+    assert "1 of 2 CP2K relax jobs failed (50.0%)" in caplog.text
+    assert "relax CsPbBr3/sub_X_on_B (scf_exhausted: SCF not converged at step 0" in caplog.text
+    assert not failures_csv.exists()
+    assert failures_main([*check, "--max-failed-fraction", "0.5", *summaries]) == 0
+    combined = tmp_path / "results" / "cp2k" / "failures.csv"
+    assert failures_main(["combine", "--out", str(combined), str(failures_csv)]) == 0
+    (row,) = list(csv.DictReader(combined.open()))
+    assert (row["host"], row["defect"], row["failure_kind"]) == (
+        "CsPbBr3",
+        "sub_X_on_B",
+        "scf_exhausted",
+    )
+    assert row["frames_kept"] == "0" and row["failure_reason"] == summary["failure_reason"]
+    # The split: built from the finished relaxation, the failed one listed.
+    isolated = tmp_path / "isolated_atoms.extxyz"
+    e0s = [Atoms(el, positions=[[3, 3, 3]], cell=[7.0] * 3, pbc=False) for el in ("Br", "Cs", "Pb")]
+    for atom in e0s:
+        atom.info.update(REF_energy=-1.0, config_type="IsolatedAtom")
+    write(isolated, e0s, format="extxyz")
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(
+        json.dumps({"split": {"mode": "frame", "fractions": [0.8, 0.1, 0.1], "seed": 0}})
+    )
+    out = {n: tmp_path / "dataset" / f"{n}.extxyz" for n in splits.SPLITS}
+    argv = ["--settings", str(dataset), "--isolated-atoms", str(isolated)]
+    argv += [a for n in splits.SPLITS for a in (f"--{n}", str(out[n]))]
+    argv += ["--failures", str(failures_csv), str(done_out), str(failed_out)]
+    assert splits.main(argv) == 0
+    written = [f for n in splits.SPLITS for f in read(out[n], index=":")]
+    assert len(written) == 3 + len(done_frames)
+    status = json.loads((done_dir / "summary.json").read_text())["status"]
+    assert {f.info.get("relaxation_status") for f in written} == {None, status}
+    # The ladder is ~1,100 SCF steps (3 + 200 OT + 300 + 500): about 100 s on an idle 2-core
+    # machine; the bound leaves room for a loaded one.
+    assert wall < 240, f"the failing relaxation took {wall:.0f} s"

@@ -11,6 +11,15 @@ Two modes (config ``dataset.split.mode``):
 Isolated-atom frames (E0s) go to train only, first in the file. Frames whose SCF did not
 converge (``scf_converged=F``) are dropped. Frames are copied as text, so labels are written
 exactly as the trajectory stage wrote them. The same inputs and seed give identical files.
+
+CP2K jobs that failed for good (:mod:`workflow_scripts.cp2k.failures`; ``--failures`` lists
+them): a failed relaxation's frames (``relaxation_status=failed``) are left out and listed
+(``dataset.failed_relaxations: skip``, the default) or split like the others (``include``).
+A trajectory frame with an element whose isolated atom failed has no CP2K E0 to train with,
+so every frame with that element is left out, with the element and the reason logged (one
+failed atom costs the relaxations with that element, not the study: the failed fraction
+limit of the failures check bounds it). An element with no E0 and no failed isolated-atom
+job is an error.
 """
 
 from __future__ import annotations
@@ -32,13 +41,17 @@ SPLITS = ("train", "valid", "test")
 class Trajectory:
     path: str
     frames: list[RawFrame]
+    failed: str = ""  # failure_kind of a relaxation that failed for good, else ""
+    elements: frozenset[str] = frozenset()
 
 
 def read_trajectory(path: Path | str) -> tuple[Trajectory, int]:
     """The usable frames of one trajectory file and the number of unconverged ones dropped."""
-    kept, dropped = [], 0
+    kept, dropped, failed, elements = [], 0, "", set()
     for frame in iter_raw_frames(path):
         info = frame.info()
+        if info.get("relaxation_status") == "failed":
+            failed = str(info.get("failure_kind") or "failed")
         if info.get("scf_converged") is False:
             dropped += 1
             continue
@@ -46,8 +59,82 @@ def read_trajectory(path: Path | str) -> tuple[Trajectory, int]:
             raise ValueError(
                 f"{path}: frame {frame.index} is an isolated atom, not a trajectory step"
             )
+        if not kept:
+            elements = frame_elements(frame, info)  # one composition per relaxation
         kept.append(frame)
-    return Trajectory(str(path), kept), dropped
+    return Trajectory(str(path), kept, failed, frozenset(elements)), dropped
+
+
+def frame_elements(frame: RawFrame, info: dict | None = None) -> set[str]:
+    """Chemical symbols of one frame (the ``species`` column of its Properties)."""
+    info = frame.info() if info is None else info
+    column = 0
+    fields = str(info.get("Properties", "species:S:1:pos:R:3")).split(":")
+    for name, _, width in zip(fields[::3], fields[1::3], fields[2::3], strict=True):
+        if name == "species":
+            break
+        column += int(width)
+    else:
+        raise ValueError(f"frame {frame.index}: no species column in {fields}")
+    atom_lines = frame.text.split("\n")[2 : 2 + frame.natoms]
+    return {line.split()[column] for line in atom_lines}
+
+
+def drop_failed(
+    trajectories: list[Trajectory],
+    e0_elements: set[str],
+    failures: list[dict],
+    failed_relaxations: str = "skip",
+) -> list[Trajectory]:
+    """The trajectories the split uses; what is left out, and why, is printed.
+
+    ``failures``: rows of the CP2K failures CSVs (:mod:`workflow_scripts.cp2k.failures`)."""
+    failed_atoms = {
+        row["element"]: f"{row['failure_kind']}: {row['failure_reason']}"
+        for row in failures
+        if row["job"] == "isolated_atom"
+    }
+    failed_relax = [row for row in failures if row["job"] == "relax"]
+    if failed_relax:
+        print(
+            f"{len(failed_relax)} relaxation(s) failed for good (dataset.failed_relaxations: "
+            f"{failed_relaxations}):"
+        )
+        for row in failed_relax:
+            print(
+                f"  {row['host']}/{row['defect']}: {row['failure_kind']}, "
+                f"{row['frames_kept']} frame(s) kept ({row['failure_reason']})"
+            )
+    kept, no_e0 = [], {}
+    for trajectory in trajectories:
+        if not trajectory.frames:
+            print(f"  {trajectory.path}: no usable frames")
+            continue
+        if trajectory.failed and failed_relaxations == "skip":
+            print(
+                f"  {trajectory.path}: skipped, a failed relaxation ({trajectory.failed}), "
+                f"{len(trajectory.frames)} frame(s)"
+            )
+            continue
+        missing = sorted(trajectory.elements - e0_elements)
+        unexplained = [el for el in missing if el not in failed_atoms]
+        if unexplained:
+            raise ValueError(
+                f"{trajectory.path}: no isolated-atom E0 for {', '.join(unexplained)} and no "
+                "failed isolated-atom CP2K job for it in the failures lists"
+            )
+        if missing:
+            for element in missing:
+                no_e0.setdefault(element, []).append(trajectory)
+            continue
+        kept.append(trajectory)
+    for element, dropped in sorted(no_e0.items()):
+        print(
+            f"left out {sum(len(t.frames) for t in dropped)} frames of {len(dropped)} "
+            f"trajectories with {element}: its isolated atom failed ({failed_atoms[element]}), "
+            "so there is no CP2K E0 for it: " + ", ".join(t.path for t in dropped)
+        )
+    return kept
 
 
 def split_sizes(n: int, fractions) -> list[int]:
@@ -113,19 +200,24 @@ def write_splits(
     mode: str,
     fractions,
     seed: int,
+    failures: list[dict] | None = None,
+    failed_relaxations: str = "skip",
 ) -> dict[str, int]:
-    """Write train/valid/test; returns frames per split (train counts its isolated atoms)."""
+    """Write train/valid/test; returns frames per split (train counts its isolated atoms).
+    ``failures``: rows of the CP2K failures CSVs; see the module docstring."""
     trajectories, dropped = [], 0
     for path in sorted(map(str, trajectory_files)):  # input order must not change the split
         trajectory, n_dropped = read_trajectory(path)
         trajectories.append(trajectory)
         dropped += n_dropped
-    if not any(t.frames for t in trajectories):
-        raise ValueError("no usable frames in the trajectories")
     atoms = list(iter_raw_frames(isolated_atoms))
     not_isolated = [f.index for f in atoms if not is_isolated_atom(f)]
     if not_isolated:
         raise ValueError(f"{isolated_atoms}: frames {not_isolated} are not isolated atoms")
+    e0_elements = set().union(*(frame_elements(f) for f in atoms)) if atoms else set()
+    trajectories = drop_failed(trajectories, e0_elements, failures or [], failed_relaxations)
+    if not any(t.frames for t in trajectories):
+        raise ValueError("no usable frames in the trajectories")
     parts = split_frames(trajectories, mode, fractions, seed)
     empty = [name for name, w in zip(SPLITS, fractions, strict=True) if w > 0 and not parts[name]]
     if empty:
@@ -157,9 +249,15 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--valid", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument(
+        "--failures", type=Path, action="append", default=[], help="a CP2K failures CSV (repeat)"
+    )
     parser.add_argument("trajectories", type=Path, nargs="+", help="trajectory extxyz files")
     args = parser.parse_args(argv)
-    split = json.loads(args.settings.read_text())["split"]
+    from workflow_scripts.cp2k.failures import read_failures
+
+    settings = json.loads(args.settings.read_text())
+    split = settings["split"]
     write_splits(
         args.trajectories,
         args.isolated_atoms,
@@ -167,6 +265,8 @@ def main(argv=None) -> int:
         split["mode"],
         split["fractions"],
         split["seed"],
+        read_failures(args.failures),
+        settings.get("failed_relaxations", "skip"),
     )
     return 0
 

@@ -33,6 +33,13 @@ class BasisError(ValueError):
     """No basis/potential pair for an element, or an inconsistent override."""
 
 
+class NoBasisError(BasisError):
+    """The CP2K data files have no basis of the preferred tiers with a matching potential for
+    an element: a physical limit of the settings, not a mistake (a missing data folder or a
+    wrong ``dft.elements`` override is a plain :class:`BasisError`). A CP2K job ends as a
+    failed job (``failure_kind: no_basis``) instead of stopping the workflow."""
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -267,7 +274,7 @@ def choose_basis(
                 note,
                 entry.n_functions,
             )
-    raise BasisError(
+    raise NoBasisError(
         f"{element}: no basis of tiers {list(preference)} with a matching GTH-{xc} potential in "
         f"{[f.basis_file for f in FAMILIES]} under {data_dir}; name one in dft.elements.{element}"
     )

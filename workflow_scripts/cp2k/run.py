@@ -19,9 +19,17 @@ custodian: one job (:class:`Cp2kAttemptJob`; its ``terminate`` ends only the pro
 started, never ``killall``), one handler (:class:`ScfConvergenceHandler`, also a monitor,
 so a GEO_OPT that carries on after "SCF run NOT converged" is stopped), one validator
 (:class:`CompletionValidator`). custodian's stock CP2K handlers are not used: they rewrite
-the input in place and rerun in the same directory, which overwrites the earlier output
-(DESIGN.md §3). Every correction is logged in ``custodian.json``, a copy of which is kept in
-each attempt's folder.
+the input in place and rerun in the same directory, which overwrites the earlier output.
+Every correction is logged in ``custodian.json``, a copy of which is kept in each attempt's
+folder. A second monitor (:class:`GeometryHandler`) stops a blown-up geometry.
+
+How a job ends (:mod:`.failures`): done (summary, exit 0); failed for a physical reason (SCF
+ladder exhausted, no basis, a deterministic CP2K abort, a blown-up geometry, wall time with no
+progress over ``dft.failures.walltime_attempts`` attempts: a summary with ``status: failed``,
+exit 0, the converged frames kept); or stopped for a transient reason (killed, wall time on a
+run that still progresses, custodian out of corrections: no summary, exit 1, so Snakemake or
+SLURM retries and the rerun resumes). Input errors that are mistakes (a bad override, no CP2K
+data folder) exit 2.
 
 CLI (``--threads`` from Snakemake's ``{threads}``; ``--walltime-min`` from the rule's runtime)::
 
@@ -46,7 +54,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.cp2k.basis import BasisError
+from workflow_scripts.cp2k.basis import BasisError, NoBasisError
+from workflow_scripts.cp2k.failures import (
+    DftFailure,
+    classify,
+    failure_limits,
+    first_geometry_problem,
+)
 from workflow_scripts.cp2k.inputs import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -58,6 +72,7 @@ from workflow_scripts.cp2k.inputs import (
     prepare,
     prepare_isolated_atom,
     render_input,
+    settings_hash,
 )
 from workflow_scripts.cp2k.scf import MAX_LEVEL, ScfLadderExhausted, strategy
 from workflow_scripts.cp2k.trajectory import (
@@ -69,6 +84,7 @@ from workflow_scripts.cp2k.trajectory import (
     read_attempt,
     stitch,
 )
+from workflow_scripts.cp2k.units import HARTREE_TO_EV
 
 logger = logging.getLogger("workflow_scripts.cp2k.run")
 CUSTODIAN_LOG = "custodian.json"
@@ -114,7 +130,7 @@ def cp2k_command(settings: dict) -> list[str]:
 def cp2k_environment(settings: dict, threads: int) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(max(1, threads // settings["mpi_ranks"]))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads halve speed (DESIGN §3)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads halve speed (docs/cp2k_behaviour.md)
     if settings["mpi_launcher"] == "mpirun" and os.geteuid() == 0:
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -199,7 +215,8 @@ def next_attempt(plan: Plan) -> NextAttempt | None:
         reason = f"SCF not converged in {dirs[-1].name}: SCF level {level}, atomic guess"
     else:
         restart = last.frames[-1] if last.frames else None
-        wfn_from = _wavefunction(dirs[-1])
+        # After a CP2K abort, not its wavefunction (it may be what CP2K choked on).
+        wfn_from = None if last.output.aborted else _wavefunction(dirs[-1])
         reason = f"{dirs[-1].name} stopped before finishing ({_stop_reason(last)}): resume"
     if restart is None:  # nothing complete: the same start again
         return NextAttempt(number, last.start_step, _start_positions(last), level, wfn_from, reason)
@@ -423,6 +440,33 @@ def _custodian_classes():
             }
             return {"errors": [error], "actions": [action]}
 
+    class GeometryHandler(ErrorHandler):
+        """A converged force evaluation with a blown-up geometry (:mod:`.failures`): stop;
+        no correction, the job fails for good (``failure_kind: geometry``)."""
+
+        is_monitor = True
+        is_terminating = True
+        raises_runtime_error = True
+
+        def __init__(self, job):
+            self.job = job
+            self.problem = None
+
+        def as_dict(self):
+            return _record(self, problem=self.problem)
+
+        def check(self, directory="./"):
+            if self.job.run_dir is None:
+                return False
+            attempt = read_attempt(self.job.run_dir, strict=False)
+            limits = failure_limits(self.job.plan.settings)
+            found = first_geometry_problem(attempt.frames, attempt.symbols, attempt.cell, limits)
+            self.problem = found[1] if found else None
+            return found is not None
+
+        def correct(self, directory="./"):
+            return {"errors": [f"blown-up geometry: {self.problem}"], "actions": []}
+
     class CompletionValidator(Validator):
         """The last attempt reached CP2K's normal end with a converged last SCF."""
 
@@ -440,7 +484,7 @@ def _custodian_classes():
             self.reason = _stop_reason(attempt)
             return True
 
-    return Cp2kAttemptJob, ScfConvergenceHandler, CompletionValidator
+    return Cp2kAttemptJob, ScfConvergenceHandler, GeometryHandler, CompletionValidator
 
 
 def _record(obj, **fields) -> dict:
@@ -469,19 +513,33 @@ def archive_stale_custodian_log(workdir: Path) -> None:
     log.replace(target)
 
 
+def terminal_failure(plan: Plan) -> DftFailure | None:
+    """The physical failure the run folders show (:func:`.failures.classify`), or None."""
+    if not attempt_dirs(plan.workdir):
+        return None
+    return classify(
+        stitch(plan.workdir, complete=False),
+        failure_limits(plan.settings),
+        MAX_LEVEL,
+        strategy(plan.calc.base_scf, MAX_LEVEL).describe(),
+    )
+
+
 def run_calculation(plan: Plan) -> dict:
-    """Run (or resume) until finished; returns the summary. Raises on an unrecoverable error."""
+    """Run (or resume) until finished or failed for good; returns the summary (``status:
+    failed`` for a physical failure). Raises :class:`Cp2kRunError` on a transient stop."""
     from custodian.custodian import Custodian, CustodianError
 
     plan.workdir.mkdir(parents=True, exist_ok=True)
     set_aside_other_calculations(plan)
-    if next_attempt(plan) is not None:
-        job_class, handler_class, validator_class = _custodian_classes()
+    failure = terminal_failure(plan)  # a rerun of a failed job: the same failed summary
+    if failure is None and next_attempt(plan) is not None:
+        job_class, handler_class, geometry_class, validator_class = _custodian_classes()
         job = job_class(plan)
         validator = validator_class(job)
         custodian_settings = plan.settings["custodian"]
         runner = Custodian(
-            handlers=[handler_class(job)],
+            handlers=[handler_class(job), geometry_class(job)],
             jobs=[job],
             validators=[validator],
             max_errors=custodian_settings["max_errors"],
@@ -489,31 +547,83 @@ def run_calculation(plan: Plan) -> dict:
             monitor_freq=custodian_settings["monitor_every"],
             directory=str(plan.workdir),
         )
+        stopped = None
         try:
             runner.run()
         except CustodianError as error:
-            detail = f" ({validator.reason})" if validator.reason else ""
-            advice = (
-                "the input or CP2K needs fixing (see the attempt's cp2k.out)"
-                if validator.reason.startswith("CP2K aborted")
-                else "a rerun resumes from the last complete step"
-            )
-            raise Cp2kRunError(f"{plan.workdir}: {error}{detail}; {advice}") from error
+            stopped = error
         finally:
             job.terminate()
             job.finish_attempt()
             log = plan.workdir / CUSTODIAN_LOG
             if log.is_file() and job.run_dir is not None:
                 log.replace(job.run_dir / CUSTODIAN_LOG)
-        if next_attempt(plan) is not None:
+        failure = terminal_failure(plan)
+        if failure is None and stopped is not None:
+            detail = f" ({validator.reason})" if validator.reason else ""
+            raise Cp2kRunError(
+                f"{plan.workdir}: {stopped}{detail}; a rerun resumes from the last complete step"
+            ) from stopped
+        if failure is None and next_attempt(plan) is not None:
             raise Cp2kRunError(f"{plan.workdir}: custodian stopped before CP2K finished")
+    if failure is not None:
+        return failed_summary(plan, failure)
     return summarize(plan)
+
+
+def failed_summary(plan: Plan, failure: DftFailure, task: str | None = None) -> dict:
+    """The summary of a job that failed for good: the reason, and the frames kept (a
+    relaxation's converged steps before the failure; none for other tasks). ``plan.calc`` is
+    None when the input could not be built (``no_basis``; then ``task`` names the task)."""
+    summary = {
+        "task": plan.calc.task if plan.calc is not None else task,
+        "status": "failed",
+        "failure_kind": failure.kind,
+        "failure_reason": failure.reason,
+        "first_excluded_step": failure.first_excluded_step,
+        "attempts": [],
+        "scf_level": None,
+        "n_force_evaluations": 0,
+        "n_frames": 0,
+        "n_scf_unconverged_excluded": 0,
+        "n_superseded": 0,
+        "final_energy_eV": None,
+        "cp2k_version": None,
+        "settings_hash": (
+            plan.calc.settings_hash if plan.calc is not None else settings_hash(plan.settings)
+        ),
+        "wall_s": 0.0,
+    }
+    if plan.calc is None or not attempt_dirs(plan.workdir):
+        return summary
+    stitched = stitch(plan.workdir, complete=False)
+    kept = kept_frames(stitched.frames, summary["task"], failure.first_excluded_step)
+    last = stitched.attempts[-1]
+    summary.update(
+        attempts=[a.run_dir.name for a in stitched.attempts],
+        scf_level=int(last.record["scf_level"]),
+        n_force_evaluations=stitched.n_evaluations,
+        n_frames=len(kept),
+        n_scf_unconverged_excluded=stitched.n_unconverged,
+        n_superseded=stitched.n_superseded,
+        final_energy_eV=kept[-1].energy * HARTREE_TO_EV if kept else None,
+        cp2k_version=next((a.output.version for a in stitched.attempts if a.output.version), None),
+        wall_s=sum((a.result or {}).get("wall_s", 0.0) for a in stitched.attempts),
+    )
+    return summary
+
+
+def kept_frames(frames, task: str | None, first_excluded_step: int | None) -> list:
+    """Frames of a failed job that still count: a relaxation's converged steps before the
+    first excluded one (a blown-up geometry); no frame of a failed single point or atom."""
+    if task != "relax":
+        return []
+    return [f for f in frames if first_excluded_step is None or f.step < first_excluded_step]
 
 
 def summarize(plan: Plan) -> dict:
     stitched = stitch(plan.workdir)
     last = stitched.attempts[-1]
-    from workflow_scripts.cp2k.units import HARTREE_TO_EV
 
     return {
         "task": plan.calc.task,
@@ -559,6 +669,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     task = TASK_NAMES[args.command]
+    settings = None
     try:
         settings = load_settings(args.settings, args.runtime_settings)
         if args.mpi_launcher:
@@ -570,6 +681,10 @@ def main(argv=None) -> int:
         else:
             atoms, _ = load_structure(args.structure, args.index)
             calc = prepare(task, atoms, settings)
+    except NoBasisError as error:
+        failure = DftFailure("no_basis", str(error))
+        plan = Plan(Path(args.workdir), None, settings, args.threads)
+        return _write_summary(args.summary, failed_summary(plan, failure, task))
     except (InputError, BasisError, KeyError) as error:
         logger.error("cannot build the CP2K input: %s", error)
         return 2
@@ -582,7 +697,21 @@ def main(argv=None) -> int:
     except (Cp2kRunError, ScfLadderExhausted) as error:
         logger.error("%s", error)
         return 1
-    _write_json(Path(args.summary), summary)
+    return _write_summary(args.summary, summary)
+
+
+def _write_summary(path, summary: dict) -> int:
+    """The summary JSON; a failed job is logged as such and, like a finished one, exits 0."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_json(Path(path), summary)
+    if summary["status"] == "failed":
+        logger.error(
+            "FAILED for good (%s): %s; %d frame(s) kept. The workflow goes on without this "
+            "job (results/cp2k/failures.csv); delete its folder to redo it.",
+            summary["failure_kind"],
+            summary["failure_reason"],
+            summary["n_frames"],
+        )
     logger.info("summary: %s", json.dumps(summary))
     return 0
 

@@ -168,12 +168,14 @@ class Stitched:
     cell: np.ndarray | None = None
 
 
-def stitch(workdir: Path | str) -> Stitched:
-    """Combine all attempts (see the module docstring); the last one must be complete."""
+def stitch(workdir: Path | str, complete: bool = True) -> Stitched:
+    """Combine all attempts (see the module docstring); the last one must be complete unless
+    ``complete`` is False (a job that failed for good, :mod:`.failures`, or its check)."""
     dirs = attempt_dirs(workdir)
     if not dirs:
         raise Cp2kParseError(f"{workdir}: no CP2K attempts (run_NNN/{ATTEMPT_FILE}) found")
-    attempts = [read_attempt(d, strict=True if d == dirs[-1] else None) for d in dirs]
+    strict_last = True if complete else None
+    attempts = [read_attempt(d, strict=strict_last if d == dirs[-1] else None) for d in dirs]
     by_step: dict[int, Frame] = {}
     superseded = 0
     for attempt in attempts:
@@ -230,9 +232,23 @@ def provenance(stitched: Stitched) -> dict:
     }
 
 
-def relaxation_frames(workdir: Path | str, properties: dict, dataset: str):
-    """Labelled frames of one relaxation; info keys per docs/architecture.md."""
-    stitched = stitch(workdir)
+def relaxation_frames(
+    workdir: Path | str, properties: dict, dataset: str, summary: dict | None = None
+):
+    """Labelled frames of one relaxation; info keys per docs/architecture.md. With the job's
+    ``summary``, each frame gets ``relaxation_status`` (its status); a relaxation that failed
+    for good (:mod:`.failures`) gives the converged frames it kept, and ``failure_kind``."""
+    from workflow_scripts.cp2k.failures import is_failed
+
+    failed = is_failed(summary)
+    if failed and not attempt_dirs(workdir):
+        return [], None  # failed before CP2K ran (no basis)
+    stitched = stitch(workdir, complete=not failed)
+    if failed:
+        first_excluded = summary.get("first_excluded_step")
+        stitched.frames = [
+            f for f in stitched.frames if first_excluded is None or f.step < first_excluded
+        ]
     kind = properties.get("kind")
     info = {
         "host": properties.get("host", ""),
@@ -243,6 +259,10 @@ def relaxation_frames(workdir: Path | str, properties: dict, dataset: str):
         "dataset": dataset,
         **provenance(stitched),
     }
+    if summary:
+        info["relaxation_status"] = summary.get("status", "")
+    if failed:
+        info["failure_kind"] = summary.get("failure_kind", "")
     frames = [to_atoms(f, stitched.symbols, stitched.cell, info) for f in stitched.frames]
     return frames, stitched
 
@@ -277,14 +297,20 @@ def write_extxyz(frames, path: Path | str) -> None:
 def mptrj_labelled_frames(structures: Path | str, workdirs: list[Path]):
     """CP2K single points of the subset as REF_*, MPtrj's VASP labels kept as VASP_*.
 
-    Frames whose SCF never converged are left out (reported), as everywhere else."""
+    Frames whose SCF never converged are left out (reported), as everywhere else; so are
+    single points that failed for good (:mod:`.failures`)."""
     from ase.io import read
+
+    from workflow_scripts.cp2k.failures import failed_summary_of
 
     originals = read(structures, index=":")
     if len(workdirs) > len(originals):
         raise ValueError(f"{structures}: {len(originals)} frames, {len(workdirs)} CP2K runs")
     labelled, skipped = [], []
     for index, workdir in enumerate(workdirs):
+        if failed_summary_of(workdir) is not None:
+            skipped.append(index)
+            continue
         stitched = stitch(workdir)
         original = originals[index]
         if not stitched.frames:
@@ -314,6 +340,7 @@ def main(argv=None) -> int:
     relax.add_argument("--workdir", required=True)
     relax.add_argument("--structure", required=True, help="the structure JSON (its properties)")
     relax.add_argument("--dataset", required=True, help="data set name (dataset, config_type)")
+    relax.add_argument("--summary", help="the job's summary.json (default: in --workdir)")
     relax.add_argument("--out", required=True)
     atoms = sub.add_parser("atoms", help="isolated atoms -> one extxyz")
     atoms.add_argument("--workdirs", nargs="+", required=True)
@@ -324,24 +351,52 @@ def main(argv=None) -> int:
     mptrj.add_argument("--workdirs", nargs="*", default=[])
     mptrj.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    from workflow_scripts.cp2k.failures import failed_summary_of, read_summary
+
     if args.command == "relax":
         properties = json.loads(Path(args.structure).read_text()).get("properties") or {}
-        frames, stitched = relaxation_frames(args.workdir, properties, args.dataset)
+        summary_path = Path(args.summary or Path(args.workdir) / "summary.json")
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+        frames, stitched = relaxation_frames(args.workdir, properties, args.dataset, summary)
         write_extxyz(frames, args.out)
-        print(
-            f"{args.out}: {len(frames)} frames from {len(stitched.attempts)} attempt(s); "
-            f"{stitched.n_evaluations} force evaluations, {stitched.n_unconverged} excluded "
-            f"(SCF not converged), {stitched.n_superseded} superseded by a restart"
-        )
+        if summary and summary.get("status") == "failed":
+            print(
+                f"{args.out}: the relaxation FAILED ({summary['failure_kind']}: "
+                f"{summary['failure_reason']}); its {len(frames)} converged frame(s) are kept "
+                "with relaxation_status=failed"
+            )
+        if stitched is not None:
+            print(
+                f"{args.out}: {len(frames)} frames from {len(stitched.attempts)} attempt(s); "
+                f"{stitched.n_evaluations} force evaluations, {stitched.n_unconverged} excluded "
+                f"(SCF not converged), {stitched.n_superseded} superseded by a restart"
+            )
     elif args.command == "atoms":
-        frames = [isolated_atom_frame(w, args.dataset) for w in args.workdirs]
+        failed = {w: failed_summary_of(w) for w in args.workdirs}
+        frames = [isolated_atom_frame(w, args.dataset) for w in args.workdirs if not failed[w]]
         write_extxyz(frames, args.out)
         for frame in frames:
             print(f"{frame.get_chemical_formula()}: E0 = {frame.info['REF_energy']:.8f} eV")
+        for workdir, summary in failed.items():
+            if summary:
+                print(
+                    f"{Path(workdir).name}: isolated atom FAILED ({summary['failure_kind']}: "
+                    f"{summary['failure_reason']}); no E0, so the dataset split leaves out "
+                    "every frame with this element"
+                )
     else:
-        frames, skipped = mptrj_labelled_frames(args.structures, [Path(w) for w in args.workdirs])
+        workdirs = [Path(w) for w in args.workdirs]
+        frames, skipped = mptrj_labelled_frames(args.structures, workdirs)
         write_extxyz(frames, args.out)
-        print(f"{args.out}: {len(frames)} frames; SCF never converged for indices {skipped}")
+        failed = [i for i in skipped if failed_summary_of(workdirs[i])]
+        never = [i for i in skipped if i not in failed]
+        print(f"{args.out}: {len(frames)} frames; SCF never converged for indices {never}")
+        for index in failed:
+            summary = read_summary(workdirs[index])
+            print(
+                f"single point {index} FAILED ({summary['failure_kind']}: "
+                f"{summary['failure_reason']}): left out"
+            )
     return 0
 
 
