@@ -4,8 +4,10 @@ Study settings (``dft`` config section): PBE, GTH pseudopotentials with the basi
 (:mod:`.basis`), NGRIDS/CUTOFF/REL_CUTOFF from the config, OT + outer SCF at Γ and
 diagonalisation + Broyden mixing with k-points (:mod:`.scf`), GEO_OPT BFGS with MAX_FORCE
 converted from eV/Å to Hartree/bohr, UKS with a multiplicity chosen from the electron count
-and the initial moments. Every force evaluation prints energy, forces (12 digits) and,
-optionally, the analytical stress; the trajectory files hold the positions of each step.
+and the initial moments, and one KIND per element and initial moment with MAGNETIZATION
+(:mod:`.magnetism`: threshold, rounding, and what CP2K's atomic guess accepts). Every force
+evaluation prints energy, forces (12 digits) and, optionally, the analytical stress; the
+trajectory files hold the positions of each step.
 
 CLI::
 
@@ -29,6 +31,12 @@ from pathlib import Path
 
 from workflow_scripts.cp2k import basis as basis_module
 from workflow_scripts.cp2k.atoms import isolated_atom, isolated_atom_scf
+from workflow_scripts.cp2k.magnetism import (
+    Kind,
+    assign_kinds,
+    effective_moments,
+    unpaired_electrons,
+)
 from workflow_scripts.cp2k.scf import ScfStrategy, added_mos, base_strategy, strategy
 from workflow_scripts.elements import ATOMIC_NUMBER
 
@@ -47,6 +55,7 @@ NON_PHYSICS_KEYS = (
     "custodian",
     "walltime_margin_min",
     "resources",
+    "failures",
 )
 
 
@@ -118,6 +127,9 @@ class Calculation:
     base_scf: ScfStrategy
     stress: bool
     settings_hash: str
+    # per-atom CP2K kind names and the magnetic kinds (.magnetism); empty: one kind per element
+    atom_kinds: tuple[str, ...] = ()
+    kinds: tuple[Kind, ...] = ()
 
 
 def dft_settings(overrides: dict | None = None) -> dict:
@@ -158,17 +170,18 @@ def apply_magmom_overrides(atoms, settings: dict) -> None:
 def spin_state(
     atoms, basis: dict, mode: str = "auto", multiplicity: int | None = None
 ) -> SpinState:
-    """UKS when the electron count is odd or any initial moment is set (``mode`` auto).
+    """UKS when the electron count is odd or any effective initial moment (``|m|`` >= 0.5 μB,
+    :mod:`.magnetism`) is set (``mode`` auto): an antiferromagnet (moments summing to 0) is
+    UKS with multiplicity 1.
 
-    Multiplicity = |sum of initial moments| + 1, raised by one where needed to match the parity
-    of the electron count. ``multiplicity`` (isolated atoms) is taken as given.
+    Multiplicity = 1 + the number of unpaired electrons nearest to |sum of the effective
+    moments| with the parity of the electron count (a tie goes up). ``multiplicity``
+    (isolated atoms) is taken as given.
     """
     n_electrons = sum(basis[s].valence for s in atoms.get_chemical_symbols())
-    moments = atoms.get_initial_magnetic_moments()
+    moments = effective_moments(atoms.get_initial_magnetic_moments())
     if multiplicity is None:
-        multiplicity = abs(round(float(sum(moments)))) + 1
-        if (multiplicity - 1) % 2 != n_electrons % 2:
-            multiplicity += 1
+        multiplicity = 1 + unpaired_electrons(float(moments.sum()), n_electrons)
     elif (multiplicity - 1) % 2 != n_electrons % 2:
         raise InputError(
             f"multiplicity {multiplicity} impossible with {n_electrons} valence electrons"
@@ -194,6 +207,7 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
         if symbol not in ATOMIC_NUMBER:
             raise InputError(f"unknown element {symbol!r}")
     basis = basis_module.choose_all(atoms.get_chemical_symbols(), settings, data_dir)
+    atom_kinds, kinds = (), ()  # one kind per element
     if task == "isolated_atom":
         multiplicity = int(round(atoms.get_initial_magnetic_moments().sum())) + 1
         spin = spin_state(atoms, basis, "auto", multiplicity)
@@ -201,6 +215,7 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
         kpoints, base_scf, stress = None, isolated_atom_scf(settings, can_smear), False
     else:
         apply_magmom_overrides(atoms, settings)
+        atoms.set_initial_magnetic_moments(effective_moments(atoms.get_initial_magnetic_moments()))
         spin = spin_state(atoms, basis, settings["spin_polarized"])
         if task == "relax":
             kpoints = tuple(settings["kpoints"]) if settings["kpoints"] else None
@@ -210,7 +225,31 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
             kpoints = kpoint_mesh(atoms.cell, settings["single_point"]["kpoint_spacing"])
         base_scf = base_strategy(settings["scf"], uses_kpoints=kpoints is not None)
         stress = bool(settings["print_stress"])
-    return Calculation(task, atoms, basis, spin, kpoints, base_scf, stress, settings_hash(settings))
+        if spin.polarized and atoms.get_initial_magnetic_moments().any():
+            # one kind per element and moment, with MAGNETIZATION (isolated atoms: the
+            # multiplicity alone, their spin is the atom's ground state)
+            data_dir = data_dir or basis_module.find_data_dir(
+                settings.get("data_dir"), settings.get("command")
+            )
+            atom_kinds, kinds = assign_kinds(
+                atoms.get_chemical_symbols(),
+                atoms.get_initial_magnetic_moments(),
+                basis,
+                data_dir,
+                ATOMIC_NUMBER,
+            )
+    return Calculation(
+        task,
+        atoms,
+        basis,
+        spin,
+        kpoints,
+        base_scf,
+        stress,
+        settings_hash(settings),
+        atom_kinds,
+        kinds,
+    )
 
 
 def prepare_isolated_atom(element: str, settings: dict, data_dir: Path | None = None):
@@ -346,16 +385,30 @@ def _subsys(calc: Calculation) -> Section:
     cell.set("PERIODIC", "XYZ")
     coord = subsys.section("COORD")
     symbols = atoms.get_chemical_symbols()
-    for symbol, position in zip(symbols, atoms.positions, strict=True):
-        coord.set(symbol, [f"{x:.10f}" for x in position])
-    # No KIND/MAGNETIZATION: CP2K rejects it for some atoms (Pt); MULTIPLICITY sets the spin.
-    for element in sorted(set(symbols), key=symbols.index):
+    names = list(calc.atom_kinds) or symbols
+    for name, position in zip(names, atoms.positions, strict=True):
+        coord.set(name, [f"{x:.10f}" for x in position])
+    # One kind per element and (rounded) initial moment, MAGNETIZATION where CP2K's atomic
+    # guess can place it (.magnetism: it aborts on a moment no valence shell can hold, e.g.
+    # 2 μB on Pt); MULTIPLICITY sets the total spin.
+    magnetic = {kind.name: kind for kind in calc.kinds}
+    for name in sorted(set(names), key=names.index):
+        info = magnetic.get(name)
+        element = info.element if info else name
         choice = calc.basis[element]
-        kind = subsys.section("KIND", element)
+        kind = subsys.section("KIND", name)
         kind.comments.append(f"{element}: {choice.note}")
+        if name != element:
+            kind.set("ELEMENT", element)
         kind.set("BASIS_SET", choice.basis)
         kind.set("POTENTIAL", choice.potential)
         kind.set("POTENTIAL_FILE_NAME", choice.potential_file)
+        if info and info.moment:
+            kind.comments.append(f"initial moment {info.moment:+d} muB")
+        if info and info.note:
+            kind.comments.append(info.note)
+        if info and info.magnetization is not None:
+            kind.set("MAGNETIZATION", info.magnetization)
     return subsys
 
 
@@ -428,7 +481,9 @@ def load_structure(path: Path | str, index: int | None = None):
     if not 0 <= index < len(frames):
         raise InputError(f"{path}: no frame {index} (the file has {len(frames)})")
     atoms = frames[index]
-    for key in ("initial_magmoms", "magmoms", "magmom"):
+    # initial moments: an explicit array, else the reference's converged moments (MPtrj's
+    # VASP moments, REF_magmom, start the CP2K single point in VASP's spin state)
+    for key in ("initial_magmoms", "magmoms", "magmom", "REF_magmom"):
         if key in atoms.arrays:
             atoms.set_initial_magnetic_moments(np.asarray(atoms.arrays[key], dtype=float))
             break
@@ -564,7 +619,9 @@ def load_settings(path: str | Path, runtime: str | Path | None = None) -> dict:
     if runtime is not None:
         settings.update(json.loads(Path(runtime).read_text()))
     settings.pop("run_label", None)
-    missing = [k for k in NON_PHYSICS_KEYS if k not in settings and k != "resources"]
+    missing = [
+        k for k in NON_PHYSICS_KEYS if k not in settings and k not in ("resources", "failures")
+    ]
     if missing:
         raise KeyError(f"{path}: no {', '.join(missing)} (pass --runtime-settings)")
     return settings
