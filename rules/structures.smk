@@ -65,6 +65,29 @@ rule defect_manifest:
         "python -m workflow_scripts.structures manifest --out {output} {input} > {log} 2>&1"
 
 
+rule host_manifest:
+    """Every host with its space group, PBE band gap (and source) and whether the gap is in
+    the study's window (materials_project.band_gap). Not an input of any DFT job: a corrected
+    gap or window rewrites this table only."""
+    input:
+        expand("results/hosts/{host}.json", host=host_names()),
+    output:
+        "results/hosts/manifest.csv",
+    log:
+        "logs/structures/host_manifest.log",
+    conda:
+        "../envs/structures.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        window=" ".join(map(str, config["materials_project"]["band_gap"])),
+    shell:
+        "python -m workflow_scripts.structures host-manifest --gap-window {params.window}"
+        " --out {output} {input} > {log} 2>&1"
+
+
 rule materials_project_hosts:
     """Query the Materials Project for host perovskites (needs MP_API_KEY); the CIFs it
     writes become hosts of the next run. Run it explicitly: `snakemake materials_project_hosts`.

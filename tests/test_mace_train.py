@@ -277,3 +277,108 @@ def test_verification_catches_each_silent_change(tmp_path):
     single = _outputs(heads=("Default",), multihead=False, pt_file=None)
     assert train.verify_training("standard", hyper, files, single, {}) == []
     assert train.verify_training("standard", hyper, files, _outputs(), {})
+
+
+RECIPE = {
+    **HYPER,
+    "batch_size": 16,
+    "valid_batch_size": 32,
+    "energy_weight": 1.0,
+    "forces_weight": 10.0,
+    "stress_weight": 10.0,
+    "ema": True,
+    "ema_decay": 0.99999,
+    "optimizer": "adam",
+    "amsgrad": True,
+    "weight_decay": 1e-8,
+    "scheduler": "ReduceLROnPlateau",
+    "lr_factor": 0.8,
+    "scheduler_patience": 5,
+    "lr_scheduler_gamma": 0.9993,
+    "clip_grad": 100.0,
+}
+
+
+@pytest.mark.parametrize("method", ["standard", "multihead", "scratch"])
+def test_recipe_settings_reach_the_command(method):
+    """Loss weights, EMA, optimiser and scheduler as mace's own parser reads them."""
+    args = parsed(command(method, RECIPE))
+    assert (args.energy_weight, args.forces_weight, args.stress_weight) == (1.0, 10.0, 10.0)
+    assert args.ema is True and args.ema_decay == 0.99999
+    assert args.optimizer == "adam" and args.amsgrad is True
+    assert args.weight_decay == 1e-8
+    assert (args.scheduler, args.lr_factor, args.scheduler_patience) == (
+        "ReduceLROnPlateau",
+        0.8,
+        5,
+    )
+    assert args.lr_scheduler_gamma == 0.9993
+    assert args.clip_grad == 100.0
+    assert (args.batch_size, args.valid_batch_size) == (16, 32)
+    assert args.lr == 1e-5
+
+
+def test_settings_not_in_config_keep_mace_defaults():
+    """A hyperparameters section without the optimiser keys gives mace's own defaults."""
+    train.settings.import_mace()
+    from mace.tools import build_default_arg_parser
+
+    parser = build_default_arg_parser()
+    args = parsed(command("standard"))
+    for key in ("optimizer", "amsgrad", "weight_decay", "scheduler", "lr_factor"):
+        assert getattr(args, key) == parser.get_default(key), key
+    assert args.lr_scheduler_gamma == parser.get_default("lr_scheduler_gamma")
+    assert args.valid_batch_size == HYPER["batch_size"]
+    arguments = command("standard", {**RECIPE, "optimizer": "adamw", "scheduler": "ExponentialLR"})
+    assert (parsed(arguments).optimizer, parsed(arguments).scheduler) == ("adamw", "ExponentialLR")
+
+
+def test_amsgrad_off_and_recipe_flags_in_extra_args_are_refused():
+    with pytest.raises(ValueError, match="AMSGrad"):
+        command("standard", {**RECIPE, "amsgrad": False})
+    for flag in ("--weight_decay=0", "--ema_decay=0.9", "--stress_weight=1", "--scheduler=X"):
+        with pytest.raises(ValueError, match=flag.split("=")[0]):
+            command("standard", {**RECIPE, "extra_args": [flag]})
+
+
+@pytest.mark.parametrize(
+    ("config_file", "stress_weight", "ema_decay"),
+    [("config.yaml", 10.0, 0.99999), ("config.mace-mp-0.yaml", 100.0, 0.995)],
+)
+def test_study_configs_train_with_their_foundations_recipe(config_file, stress_weight, ema_decay):
+    """Both studies' variants get the pretraining recipe of their foundation model
+    (ACEsuit/mace-mp: mace_mp_0b3/mace-mp0-b3.sh and mace_mp_0a/2024-01-07-mace-128-L2.sh)."""
+    from workflow_scripts.config import REPO_ROOT, load_config
+
+    config = load_config(REPO_ROOT / config_file)
+    trained = {n: v for n, v in config["variants"].items() if v["method"] != "zero_shot"}
+    assert trained
+    for name, variant in trained.items():
+        hyper = train.resolve_hyperparameters(variant, config["mace"]["hyperparameters"])
+        files = (
+            FILES
+            if variant["data"] == "perovs_dopants"
+            else train.TrainingFiles(
+                train=Path("t.extxyz"), replay=FILES.replay, foundation=FILES.foundation
+            )
+        )
+        args = parsed(command(variant["method"], {**hyper, "e0s": "isolated_atoms"}, files))
+        assert (args.energy_weight, args.forces_weight) == (1.0, 10.0), name
+        assert args.stress_weight == stress_weight, name
+        assert args.ema is True and args.ema_decay == ema_decay, name
+        assert args.amsgrad is True and args.weight_decay == 1e-8, name
+        assert (args.scheduler_patience, args.clip_grad, args.batch_size) == (5, 100.0, 16), name
+        assert args.valid_batch_size == 32, name
+        assert args.max_num_epochs == 20, name
+
+
+def test_verification_catches_another_weight_or_ema_decay(tmp_path):
+    files = train.TrainingFiles(train=tmp_path / "t", foundation=tmp_path / "f")
+    single = _outputs(heads=("Default",), multihead=False, pt_file=None)
+    single["log"]["weight_decay"] = 5e-7
+    hyper = {**RECIPE, "ema": False}
+    problems = train.verify_training("standard", hyper, files, single, {})
+    assert problems == ["weight decay used 5e-07 != requested 1e-08"]
+    single["log"].update(weight_decay=1e-8, ema_decay=0.99)
+    problems = train.verify_training("standard", {**RECIPE}, files, single, {})
+    assert problems == ["EMA decay used 0.99 != requested 0.99999"]

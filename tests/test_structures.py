@@ -152,3 +152,62 @@ def test_materials_project_without_key_says_what_to_set(tmp_path, monkeypatch):
     settings = {"band_gap": [1.0, 3.0], "energy_above_hull_max": 0.0, "max_hosts": 10}
     with pytest.raises(ConfigError, match="MP_API_KEY"):
         fetch_hosts(settings, tmp_path)
+
+
+def test_host_files_and_host_manifest_carry_the_recorded_band_gaps(tmp_path):
+    """PBE gap, its source and the lattice constant's source reach results/hosts/{host}.json;
+    results/hosts/manifest.csv marks each host against the study's gap window."""
+    from workflow_scripts.hosts import HOST_FACTS, NO_SOURCE
+
+    hosts = {
+        "CsSnI3": {"source": "prototype"},
+        "KNbO3": {"source": "prototype"},
+        "SrTiO3": {"source": "prototype"},
+        "CaTiO3": {**CATIO3, "site_roles": {"A": "Ca", "B": "Ti", "X": "O"}},
+    }
+    jsons = []
+    for name, spec in hosts.items():
+        target = tmp_path / f"{name}.json"
+        structures.main(
+            ["host", "--name", name, "--spec", json.dumps(spec), "--base-dir", str(REPO_ROOT),
+             "--out-json", str(target), "--out-cif", str(tmp_path / f"{name}.cif")]
+        )  # fmt: skip
+        jsons.append(str(target))
+    props = json.loads((tmp_path / "CsSnI3.json").read_text())["properties"]
+    assert props["space_group"] == "Pm-3m"
+    assert props["pbe_band_gap_ev"] == 0.45
+    assert "mp-614013" in props["pbe_band_gap_source"]
+    catio3_props = json.loads((tmp_path / "CaTiO3.json").read_text())["properties"]
+    assert catio3_props["space_group"] == "Pnma"
+    assert catio3_props["pbe_band_gap_ev"] is None
+    assert catio3_props["pbe_band_gap_source"] == NO_SOURCE
+    srtio3_props = json.loads((tmp_path / "SrTiO3.json").read_text())["properties"]
+    assert "sh5025" in srtio3_props["lattice_constant_source"]
+
+    out = tmp_path / "manifest.csv"
+    structures.main(["host-manifest", "--gap-window", "1.0", "3.0", "--out", str(out), *jsons])
+    with open(out) as handle:
+        rows = {row["host"]: row for row in csv.DictReader(handle)}
+    assert rows["CsSnI3"]["in_gap_window"] == "false"
+    assert rows["KNbO3"]["in_gap_window"] == "true"
+    assert rows["KNbO3"]["pbe_band_gap_ev"] == "1.426"
+    assert rows["SrTiO3"]["in_gap_window"] == "unknown"  # no Pm-3m value with a source
+    assert rows["CaTiO3"]["space_group"] == "Pnma" and rows["CaTiO3"]["n_sites"] == "20"
+    assert {row["gap_window_ev"] for row in rows.values()} == {"1-3"}
+    # every recorded gap has a source, every missing one says so
+    for facts in HOST_FACTS:
+        assert facts.pbe_band_gap_source
+        if facts.pbe_band_gap is None:
+            assert NO_SOURCE in facts.pbe_band_gap_source, facts.formula
+
+
+def test_every_study_host_has_recorded_facts():
+    """Each host of config.yaml and each built-in prototype is in the host-facts table."""
+    from workflow_scripts.hosts import PROTOTYPE_LATTICE_CONSTANTS, host_facts
+
+    config = load_config(REPO_ROOT / "config.yaml")
+    for name, spec in config["hosts"].items():
+        space_group = "Pm-3m" if spec["source"] == "prototype" else "Pnma"
+        assert host_facts(name, space_group) is not None, name
+    for formula in PROTOTYPE_LATTICE_CONSTANTS:
+        assert host_facts(formula, "Pm-3m").lattice_constant == PROTOTYPE_LATTICE_CONSTANTS[formula]

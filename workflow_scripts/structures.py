@@ -5,18 +5,20 @@
     python -m workflow_scripts.structures defect --host-json results/hosts/SrTiO3.json \
         --defect '{...DefectSpec...}' --supercell 2 2 2 --out-json X.json --out-cif X.cif
     python -m workflow_scripts.structures manifest --out manifest.csv STRUCTURE.json ...
+    python -m workflow_scripts.structures host-manifest --gap-window 1 3 --out h.csv HOST.json
     python -m workflow_scripts.structures materials-project --settings mp.json --out-folder DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 from pathlib import Path
 
 from workflow_scripts.defects import DefectSpec, build_defect_structure, write_manifest
-from workflow_scripts.hosts import build_host
+from workflow_scripts.hosts import build_host, host_properties, in_gap_window
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,12 @@ def make_host(args) -> None:
     if args.structure_files:
         spec["path"] = str(Path(args.structure_files[0]).resolve())
     structure = build_host(args.name, spec, Path(args.base_dir))
-    structure.properties = {"host": args.name, "source": spec["source"]}
+    # PBE band gap, space group and lattice-constant source (workflow_scripts.hosts.HOST_FACTS)
+    structure.properties = {
+        "host": args.name,
+        "source": spec["source"],
+        **host_properties(structure),
+    }
     write_structure(structure, Path(args.out_json), Path(args.out_cif))
     log.info(
         "host %s: %s, %d sites", args.name, structure.composition.reduced_formula, len(structure)
@@ -59,6 +66,62 @@ def make_defect(args) -> None:
 def make_manifest(args) -> None:
     write_manifest([Path(p) for p in args.structures], Path(args.out))
     log.info("manifest of %d defect structures: %s", len(args.structures), args.out)
+
+
+HOST_MANIFEST_COLUMNS = (
+    "host",
+    "formula",
+    "space_group",
+    "source",
+    "n_sites",
+    "lattice_a_angstrom",
+    "lattice_constant_source",
+    "pbe_band_gap_ev",
+    "pbe_band_gap_source",
+    "gap_window_ev",
+    "in_gap_window",
+)
+
+
+def host_manifest_rows(host_jsons: list[Path], gap_window: tuple[float, float]) -> list[dict]:
+    """One row per host: its cell, PBE band gap with source, and whether the gap is in the
+    study's window (``true``/``false``, ``unknown`` without a recorded gap). The facts are
+    looked up again here, so a corrected table reaches the manifest without redoing hosts."""
+    rows = []
+    for path in host_jsons:
+        structure = read_structure(path)
+        facts = host_properties(structure)
+        inside = in_gap_window(facts["pbe_band_gap_ev"], gap_window)
+        rows.append(
+            {
+                "host": structure.properties.get("host", Path(path).stem),
+                "formula": facts["formula"],
+                "space_group": facts["space_group"],
+                "source": structure.properties.get("source", ""),
+                "n_sites": len(structure),
+                "lattice_a_angstrom": round(structure.lattice.a, 4),
+                "lattice_constant_source": facts["lattice_constant_source"],
+                "pbe_band_gap_ev": ""
+                if facts["pbe_band_gap_ev"] is None
+                else facts["pbe_band_gap_ev"],
+                "pbe_band_gap_source": facts["pbe_band_gap_source"],
+                "gap_window_ev": f"{gap_window[0]:g}-{gap_window[1]:g}",
+                "in_gap_window": "unknown" if inside is None else str(inside).lower(),
+            }
+        )
+    return rows
+
+
+def make_host_manifest(args) -> None:
+    rows = host_manifest_rows([Path(p) for p in args.hosts], tuple(args.gap_window))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HOST_MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    outside = [row["host"] for row in rows if row["in_gap_window"] == "false"]
+    log.info("host manifest of %d hosts: %s; outside the gap window: %s", len(rows), out, outside)
 
 
 def fetch_materials_project(args) -> None:
@@ -90,6 +153,11 @@ def main(argv=None) -> None:
     manifest.add_argument("--out", required=True)
     manifest.add_argument("structures", nargs="+")
     manifest.set_defaults(func=make_manifest)
+    hosts = sub.add_parser("host-manifest", help="CSV of the hosts with PBE band gaps")
+    hosts.add_argument("--out", required=True)
+    hosts.add_argument("--gap-window", type=float, nargs=2, required=True, metavar=("LOW", "HIGH"))
+    hosts.add_argument("hosts", nargs="+", help="results/hosts/{host}.json files")
+    hosts.set_defaults(func=make_host_manifest)
     mp = sub.add_parser("materials-project", help="query host perovskites (needs MP_API_KEY)")
     mp.add_argument("--settings", required=True, help="JSON of the materials_project section")
     mp.add_argument("--out-folder", required=True)

@@ -6,6 +6,8 @@
   in its cache (``$XDG_CACHE_HOME/mace``) or downloads it — run this once on a machine with
   internet, compute nodes then find it cached;
 * a path to a ``.model`` file;
+* an ``https://`` address of a ``.model`` file (e.g. a checkpoint of a mace-mp release that
+  mace-torch has no name for): downloaded once into mace's cache, like a named model;
 * ``stand-in``: a tiny MACE pretrained here on the MPtrj pool (the offline demo), named
   ``MACE-stand-in-foundation`` in every table.
 
@@ -40,8 +42,8 @@ def display_name(spec: str, configured: str | None) -> str:
         return configured
     if spec == STANDIN_FOUNDATION:
         return STANDIN_FOUNDATION_NAME
-    if Path(spec).suffix == ".model":
-        return Path(spec).stem
+    if spec.endswith(".model"):
+        return Path(spec.rsplit("/", 1)[-1]).stem
     return f"MACE-MP-{spec}"
 
 
@@ -51,6 +53,24 @@ def fetch_named_model(name: str) -> Path:
     from mace.calculators.foundations_models import download_mace_mp_checkpoint
 
     return Path(download_mace_mp_checkpoint(name))
+
+
+def fetch_url_model(url: str) -> Path:
+    """A ``.model`` file from its address, kept in mace's cache (``$XDG_CACHE_HOME/mace``)."""
+    import os
+    import urllib.request
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mace"
+    target = cache / url.rstrip("/").rsplit("/", 1)[-1]
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        try:
+            urllib.request.urlretrieve(url, partial)  # noqa: S310 (https address from config)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
 
 
 def standin_command(pool: Path, work_dir: Path, mace_section: dict, device: str) -> list[str]:
@@ -134,6 +154,10 @@ def resolve_foundation(
         device = settings.resolve_device(mace_section["device"])
         record["source"] = f"pretrained by the workflow on {pool}"
         record["training"] = pretrain_standin(pool, out_model, mace_section, device, threads)
+    elif spec.startswith(("https://", "http://")):
+        cached = fetch_url_model(spec)
+        record["source"] = f"{spec} ({cached})"
+        shutil.copyfile(cached, out_model)
     elif Path(spec).is_file():
         record["source"] = str(Path(spec).resolve())
         shutil.copyfile(spec, out_model)

@@ -4,7 +4,7 @@ A variant (config section ``variants``) names a method — ``standard`` (single-
 finetuning), ``multihead`` (pretraining head + new head, with a replay set), ``scratch`` —
 and its training data; hyperparameters come from ``mace.hyperparameters`` unless the variant
 overrides them. mace-torch 0.3.16 defaults that would silently change the request are set
-explicitly here (see DESIGN.md §3):
+explicitly here:
 
 * ``--multiheads_finetuning`` defaults to True: standard and scratch pass False.
 * multihead mode replaces the learning rate with 1e-4 and turns EMA on unless
@@ -59,6 +59,20 @@ GUARDED_FLAGS = frozenset(
         "max_num_epochs",
         "batch_size",
         "ema",
+        "ema_decay",
+        "optimizer",
+        "amsgrad",
+        "weight_decay",
+        "scheduler",
+        "lr_factor",
+        "scheduler_patience",
+        "lr_scheduler_gamma",
+        "energy_weight",
+        "forces_weight",
+        "stress_weight",
+        "valid_batch_size",
+        "clip_grad",
+        "loss",
         "restart_latest",
     }
 )
@@ -121,12 +135,12 @@ def common_arguments(name: str, work_dir: Path, hyper: dict, device: str, dtype:
         _flag("lr", hyper["lr"]),
         _flag("max_num_epochs", hyper["max_num_epochs"]),
         _flag("batch_size", hyper["batch_size"]),
-        _flag("valid_batch_size", hyper["batch_size"]),
+        _flag("valid_batch_size", hyper.get("valid_batch_size") or hyper["batch_size"]),
         _flag("loss", hyper["loss"]),
         _flag("energy_weight", hyper["energy_weight"]),
         _flag("forces_weight", hyper["forces_weight"]),
         _flag("stress_weight", hyper["stress_weight"]),
-        _flag("scheduler_patience", hyper["scheduler_patience"]),
+        *optimiser_arguments(hyper),
         _flag("clip_grad", hyper["clip_grad"]),
         _flag("energy_key", "REF_energy"),
         _flag("forces_key", "REF_forces"),
@@ -134,6 +148,36 @@ def common_arguments(name: str, work_dir: Path, hyper: dict, device: str, dtype:
         _flag("error_table", "PerAtomMAE"),
         _flag("plot", False),
         "--save_cpu",
+    ]
+
+
+# Optimiser and scheduler settings with mace-torch 0.3.16's defaults: a config written before
+# these keys existed gets the same command as before.
+OPTIMISER_DEFAULTS = {
+    "optimizer": "adam",
+    "amsgrad": True,
+    "weight_decay": 5e-7,
+    "scheduler": "ReduceLROnPlateau",
+    "lr_factor": 0.8,
+    "scheduler_patience": 50,
+    "lr_scheduler_gamma": 0.9993,
+}
+
+
+def optimiser_arguments(hyper: dict) -> list[str]:
+    """Optimiser (Adam/AdamW, AMSGrad, weight decay) and learning-rate scheduler flags."""
+    settings_ = {key: hyper.get(key, default) for key, default in OPTIMISER_DEFAULTS.items()}
+    if settings_["amsgrad"] is not True:
+        # --amsgrad is store_true with default True in mace 0.3.16: it cannot be turned off
+        raise ValueError("amsgrad: mace-torch 0.3.16 always uses AMSGrad; only true is possible")
+    return [
+        _flag("optimizer", settings_["optimizer"]),
+        "--amsgrad",
+        _flag("weight_decay", settings_["weight_decay"]),
+        _flag("scheduler", settings_["scheduler"]),
+        _flag("lr_factor", settings_["lr_factor"]),
+        _flag("scheduler_patience", settings_["scheduler_patience"]),
+        _flag("lr_scheduler_gamma", settings_["lr_scheduler_gamma"]),
     ]
 
 
@@ -319,6 +363,11 @@ def verify_training(
         problems.append(f"learning rate used {lrs} != requested {hyper['lr']}")
     if bool(hyper.get("ema")) != (log["ema_decay"] is not None):
         problems.append(f"EMA used (decay {log['ema_decay']}) != requested {hyper.get('ema')}")
+    elif hyper.get("ema") and abs(log["ema_decay"] - hyper["ema_decay"]) > 1e-12:
+        problems.append(f"EMA decay used {log['ema_decay']} != requested {hyper['ema_decay']}")
+    used_decay, asked_decay = log.get("weight_decay"), hyper.get("weight_decay")
+    if used_decay is not None and asked_decay is not None and abs(used_decay - asked_decay) > 1e-15:
+        problems.append(f"weight decay used {used_decay} != requested {asked_decay}")
     heads = model["heads"]
     if method == "multihead":
         if not log["multihead_finetuning"] or log["multihead_fallback_warning"]:
@@ -514,6 +563,7 @@ def record_training(
             "loss": outputs["log"]["loss_function"],
             "loss_weights": outputs["log"]["loss_weights"],
             "ema_decay": outputs["log"]["ema_decay"],
+            "weight_decay": outputs["log"].get("weight_decay"),
             "e0s": outputs["log"]["e0s"],
             "epochs_completed": outputs["log"]["epochs_completed"],
             "pretraining_configs": outputs["log"]["pretraining_configs"],
