@@ -9,6 +9,7 @@ from pathlib import Path
 from workflow_scripts.config import ConfigError, validate_config
 from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
 from workflow_scripts.defects import plan_defects
+from workflow_scripts.elements import ATOMIC_NUMBER, cp2k_can_compute
 
 BASE_DIR = Path(workflow.basedir)
 
@@ -131,6 +132,46 @@ def dataset_elements():
     return sorted(elements)
 
 
+def cp2k_subset_elements():
+    """Elements the CP2K-recomputed MPtrj subset may contain: those of the pool (MPtrj's 89, the
+    stand-in's own, or reference.mptrj.cp2k_subset_elements) that CP2K can compute (a MOLOPT
+    basis with a GTH potential; docs/elements.md). Empty when no subset is recomputed.
+    """
+    from workflow_scripts.reference.plan import mptrj_pool_elements
+
+    settings = config["reference"]["mptrj"]
+    if not settings["cp2k_subset_size"]:
+        return []
+    return [el for el in mptrj_pool_elements(settings) if cp2k_can_compute(el)]
+
+
+def isolated_atom_elements():
+    """Elements with a CP2K isolated-atom job: every element a CP2K-labelled training set can
+    contain (the Perovs-Dopants structures, and the CP2K MPtrj subset when a variant trains
+    on it with isolated-atom E0s), so every E0 a training job needs exists."""
+    from workflow_scripts.mace.plan import trains_on_mptrj_cp2k_with_isolated_atoms
+
+    elements = set(dataset_elements())
+    if trains_on_mptrj_cp2k_with_isolated_atoms(config):
+        elements |= set(cp2k_subset_elements())
+    return sorted(elements, key=ATOMIC_NUMBER.get)
+
+
+def cp2k_summaries(job):
+    """Every summary.json of one kind of CP2K job (relax, isolated_atom, single_point)."""
+    if job == "relax":
+        return [
+            f"results/cp2k/relax/{host}/{defect}/summary.json"
+            for host, defect in defect_pairs()
+        ]
+    if job == "isolated_atom":
+        return [
+            f"results/cp2k/atoms/{el}/summary.json" for el in isolated_atom_elements()
+        ]
+    size = config["reference"]["mptrj"]["cp2k_subset_size"]
+    return [f"results/cp2k/mptrj_sp/{index}/summary.json" for index in range(size)]
+
+
 # --- reference data and models --------------------------------------------------------------
 
 
@@ -180,15 +221,19 @@ def model_file(model):
 def all_targets():
     """Every final output the config asks for: structures, the DFT data set and its splits,
     the reference subsets, every variant's model, the metric tables and the figures."""
+    from workflow_scripts.analysis import energy_alignment
     from workflow_scripts.analysis import plan as analysis_plan
     from workflow_scripts.mace import plan as mace_plan
 
     targets = defect_structure_files() + ["results/structures/manifest.csv"]
+    targets += ["results/hosts/manifest.csv"]
     targets += [
         f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")
     ]
+    targets += ["results/cp2k/failures.csv"]  # CP2K jobs that failed for good (report)
     targets += [model_file(v) for v in config["variants"]]
     targets += mace_plan.metric_files()
     tables = [Path(f).stem for f in mace_plan.metric_files() if f.endswith(".csv")]
+    tables += [Path(f).stem for f in energy_alignment.fit_files(config)]
     targets += analysis_plan.analysis_targets(config, tables)
     return sorted(set(targets))

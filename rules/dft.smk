@@ -4,10 +4,14 @@ MPtrj single points -> CP2K labels of the subset.
 Each CP2K job declares only a small summary JSON as output. Its calculation folder
 (results/cp2k/...; run_000, run_001, ... inside) is not declared, so a killed or failed job
 keeps its files and the rerun resumes from the last complete step.
+
+A job that fails for a physical reason (workflow_scripts/cp2k/failures.py) writes a summary
+with status failed and exits 0; the aggregations skip it, and cp2k_failures_check stops the
+run before any data set is built when more than dft.failures.max_failed_fraction of the jobs
+of one kind failed. results/cp2k/failures.csv lists every failed job (in the report).
 """
 
 CP2K = config["dft"]["resources"]
-MPTRJ_SUBSET_SIZE = config["reference"]["mptrj"]["cp2k_subset_size"]
 
 
 rule cp2k_relax:
@@ -58,8 +62,8 @@ rule trajectory:
         dataset=config["dataset"]["name"],
     shell:
         "python -m workflow_scripts.cp2k.trajectory relax --workdir {params.workdir}"
-        " --structure {input.structure} --dataset {params.dataset:q} --out {output}"
-        " > {log} 2>&1"
+        " --structure {input.structure} --summary {input.summary}"
+        " --dataset {params.dataset:q} --out {output} > {log} 2>&1"
 
 
 rule cp2k_isolated_atom:
@@ -92,7 +96,8 @@ rule cp2k_isolated_atom:
 
 rule isolated_atoms_dataset:
     input:
-        expand("results/cp2k/atoms/{element}/summary.json", element=dataset_elements()),
+        summaries=cp2k_summaries("isolated_atom"),
+        failures="results/cp2k/failures/isolated_atom.csv",
     output:
         "results/dataset/isolated_atoms.extxyz",
     log:
@@ -104,7 +109,7 @@ rule isolated_atoms_dataset:
         mem_mb=2000,
         runtime=10,
     params:
-        workdirs=lambda wildcards, input: [Path(s).parent for s in input],
+        workdirs=lambda wildcards, input: [Path(s).parent for s in input.summaries],
         dataset=config["dataset"]["name"],
     shell:
         "python -m workflow_scripts.cp2k.trajectory atoms --workdirs {params.workdirs}"
@@ -143,10 +148,8 @@ rule cp2k_mptrj_single_point:
 rule mptrj_cp2k_labels:
     input:
         structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
-        summaries=expand(
-            "results/cp2k/mptrj_sp/{index}/summary.json",
-            index=range(MPTRJ_SUBSET_SIZE),
-        ),
+        summaries=cp2k_summaries("single_point"),
+        failures="results/cp2k/failures/single_point.csv",
     output:
         dataset_file("mptrj_cp2k_subset"),
     log:
@@ -162,6 +165,60 @@ rule mptrj_cp2k_labels:
     shell:
         "python -m workflow_scripts.cp2k.trajectory mptrj-labels"
         " --structures {input.structures} --workdirs {params.workdirs} --out {output}"
+        " > {log} 2>&1"
+
+
+rule cp2k_failures_check:
+    """The failed jobs of one kind (relax, isolated_atom, single_point); fails, naming them,
+    when more than dft.failures.max_failed_fraction of that kind failed. The data sets built
+    from that kind wait for it."""
+    input:
+        lambda wildcards: cp2k_summaries(wildcards.job),
+    output:
+        "results/cp2k/failures/{job}.csv",
+    log:
+        "logs/cp2k/failures/{job}.log",
+    wildcard_constraints:
+        job="relax|isolated_atom|single_point",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        max_fraction=config["dft"]["failures"]["max_failed_fraction"],
+    shell:
+        "python -m workflow_scripts.cp2k.failures check --job {wildcards.job}"
+        " --max-failed-fraction {params.max_fraction} --out {output} {input}"
+        " > {log} 2>&1"
+
+
+rule cp2k_failures:
+    """Every CP2K job that failed for good: job, host/defect, element or index, kind,
+    reason, frames kept."""
+    input:
+        expand(
+            "results/cp2k/failures/{job}.csv",
+            job=["relax", "isolated_atom", "single_point"],
+        ),
+    output:
+        report(
+            "results/cp2k/failures.csv",
+            caption="../report/cp2k_failures.rst",
+            category="3. Dataset",
+            subcategory="CP2K jobs that failed",
+        ),
+    log:
+        "logs/cp2k/failures.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m workflow_scripts.cp2k.failures combine --out {output} {input}"
         " > {log} 2>&1"
 
 
@@ -182,7 +239,7 @@ rule cp2k_check_inputs:
         mem_mb=2000,
         runtime=30,
     params:
-        elements=dataset_elements(),
+        elements=isolated_atom_elements(),
         runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.inputs check --settings {input.settings}"

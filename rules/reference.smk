@@ -183,11 +183,17 @@ rule mptrj_cp2k_subset_structures:
         "../envs/mace.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
         runtime=60,
+    params:
+        # stratified: the Perovs-Dopants elements' CP2K/VASP energy offsets must be determined
+        cover=" ".join(dataset_elements()),
+        # elements CP2K can compute (docs/elements.md); each has an isolated-atom job
+        allowed=" ".join(cp2k_subset_elements()),
     shell:
         "python -m workflow_scripts.reference.mptrj cp2k-subset --pool {input.pool}"
-        " --settings {input.settings} --out {output} > {log} 2>&1"
+        " --settings {input.settings} --cover-elements {params.cover}"
+        " --allowed-elements {params.allowed} --out {output} > {log} 2>&1"
 
 
 rule omat24_ingest:

@@ -12,6 +12,7 @@ import yaml
 
 from workflow_scripts.config import REPO_ROOT, ConfigError, load_config, validate_config
 from workflow_scripts.defects import plan_defects
+from workflow_scripts.elements import CP2K_WITHOUT_BASIS, MPTRJ_ELEMENTS, cp2k_can_compute
 
 MINIMAL = {
     "hosts": {"SrTiO3": {"source": "prototype"}},
@@ -48,6 +49,8 @@ def mutated(path, value):
     ("path", "value", "message"),
     [
         (("defects", "substituents", "A"), ["Xx"], r"substituents\.A.*unknown element 'Xx'"),
+        (("defects", "substituents", "B"), ["Th"],
+         r"substituents\.B.*no MOLOPT basis with a GTH potential for 'Th'.*dft\.elements\.Th"),
         (("defects", "supercell"), [2, 0, 2], r"defects\.supercell\.1.*less than the minimum of 1"),
         (("defects", "supercell"), [2, -1, 2], r"defects\.supercell\.1"),
         (("mace", "hyperparameters", "lr"), 0, r"mace\.hyperparameters\.lr.*0"),
@@ -184,3 +187,57 @@ def test_adding_a_variant_retrains_only_that_variant(tmp_path):
     assert counts["mace_predict"] == len(config["evaluation"]["test_sets"])
     assert not {r for r in counts if r.startswith(("cp2k_", "chgnet", "mace_descriptors"))}
     assert "dataset_splits" not in counts and "mace_foundation_model" not in counts
+
+
+def test_both_studies_validate_with_their_own_foundation_and_rows():
+    """config.yaml (MACE-MP-0b3) and config.mace-mp-0.yaml (the earlier MACE-MP-0 large study)."""
+    later = load_config(REPO_ROOT / "config.yaml")
+    earlier = load_config(REPO_ROOT / "config.mace-mp-0.yaml")
+    assert later["mace"]["foundation_model"] == "medium-0b3"
+    assert earlier["mace"]["foundation_model"].endswith(
+        "/mace_mp_0/2024-01-07-mace-128-L2_epoch-199.model"
+    )
+    assert earlier["run_label"] != later["run_label"]
+    methods = {name: (v["method"], v["lr"]) for name, v in earlier["variants"].items()}
+    assert sorted(methods.values(), key=str) == sorted(
+        [("zero_shot", None), ("standard", None), ("standard", 5e-4), ("scratch", 5e-3)], key=str
+    )
+    assert earlier["mace"]["hyperparameters"]["lr"] == pytest.approx(1e-5)
+    assert earlier["evaluation"]["test_sets"] == ["mptrj", "perovs_dopants"]
+    # everything up to the models is the same study, written out the same (not just by default)
+    raw_later, raw_earlier = (
+        yaml.safe_load((REPO_ROOT / name).read_text())
+        for name in ("config.yaml", "config.mace-mp-0.yaml")
+    )
+    for section in ("hosts", "host_folders", "materials_project", "defects", "dft", "dataset"):
+        assert raw_earlier.get(section) == raw_later.get(section), section
+    assert raw_earlier["reference"] == raw_later["reference"]
+
+
+def test_earlier_study_overlay_plans_a_dry_run(tmp_path):
+    """`snakemake -n --configfile config.mace-mp-0.yaml --replace-workflow-config all`."""
+    workdir = tmp_path / "mace-mp-0"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text((REPO_ROOT / "config.mace-mp-0.yaml").read_text())
+    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules", "all"))
+    assert counts["mace_foundation_model"] == 1
+    assert counts["mace_train"] == 3  # standard 1e-5, standard 5e-4, scratch
+    assert counts["host_manifest"] == 1
+    assert counts["defect_structure"] > 400
+    assert not any("omat24" in rule for rule in counts)
+
+
+def test_study_plans_an_isolated_atom_for_every_element_cp2k_can_compute_and_no_other(tmp_path):
+    """The CP2K MPtrj variant trains with isolated-atom E0s: every element its subset can hold
+    (MPtrj's 89 less those without a CP2K basis) gets one isolated-atom job; the subset is
+    restricted to the same elements."""
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text((REPO_ROOT / "config.yaml").read_text())
+    output = _snakemake(workdir, "-n", "--forceall", "cp2k_check_inputs", "isolated_atoms_dataset")
+    atoms = set(re.findall(r"results/cp2k/atoms/(\w+)/summary\.json", output))
+    expected = {el for el in MPTRJ_ELEMENTS if cp2k_can_compute(el)}
+    assert atoms == expected
+    assert len(atoms) == 84
+    assert not atoms & CP2K_WITHOUT_BASIS
+    assert {"Ac", "Th", "Pa", "Np", "Pu"} == set(MPTRJ_ELEMENTS) - atoms

@@ -305,3 +305,81 @@ def test_cli(tmp_path):
     argv = ["cp2k-subset", "--pool", str(pool), "--settings", str(settings), "--out", str(subset)]
     assert mptrj.main(argv) == 0
     assert len(ase.io.read(subset, index=":")) == 3
+
+
+def _pool_of(tmp_path, formulas):
+    from ase import Atoms
+
+    frames = []
+    for k, formula in enumerate(formulas):
+        atoms = Atoms(formula, positions=np.random.default_rng(k).random((len(Atoms(formula)), 3)))
+        atoms.cell, atoms.pbc = [6.0, 6.0, 6.0], True
+        atoms.info["REF_energy"] = -1.0 * k
+        atoms.info["mp_id"] = f"mp-{k}"
+        frames.append(atoms)
+    path = tmp_path / "pool.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    return path
+
+
+def test_cp2k_subset_is_stratified_so_every_dataset_element_is_determined(tmp_path):
+    from collections import Counter
+
+    from workflow_scripts.analysis.energy_alignment import fit_offsets
+
+    # mostly SrTiO3: a random pick of 5 rarely separates Sr, Ti, O and never sees Ba often
+    formulas = ["SrTiO3"] * 60 + ["SrO", "TiO2", "Ba", "BaTiO3", "Fe2O3", "FeS", "S8", "KBr"]
+    pool = _pool_of(tmp_path, formulas)
+    cover = ["Sr", "Ti", "O", "Ba", "Fe", "Nd"]
+    report = mptrj.select_cp2k_subset_report(
+        pool, tmp_path / "a.extxyz", size=7, seed=3, cover_elements=cover
+    )
+    # Fe from FeS and S8 (no U without O or F; Fe2O3 is PBE+U in MPtrj and is no help)
+    assert report.determined == ["Ba", "Fe", "O", "Sr", "Ti"]
+    assert report.not_in_pool == ["Nd"] and report.not_determined == []
+    assert report.stratified == 6 and len(report.chosen) == 7
+    subset = ase.io.read(tmp_path / "a.extxyz", index=":")
+    assert [f.info["mp_id"] for f in subset] == [f"mp-{i}" for i in report.chosen]
+    compositions = [dict(Counter(f.get_chemical_symbols())) for f in subset]
+    u_free = [c for c in compositions if not ({"Fe"} & set(c) and "O" in c)]
+    fit = fit_offsets(u_free, [0.0] * len(u_free))
+    assert all(fit.determined(el) for el in ["Sr", "Ti", "O", "Ba", "Fe"])
+    # seeded and deterministic; another seed may fill differently but covers the same
+    again = mptrj.select_cp2k_subset(pool, tmp_path / "b.extxyz", 7, 3, cover_elements=cover)
+    assert again == report.chosen
+    assert (tmp_path / "a.extxyz").read_text() == (tmp_path / "b.extxyz").read_text()
+    other = mptrj.select_cp2k_subset_report(pool, tmp_path / "c.extxyz", 7, 4, cover_elements=cover)
+    assert other.determined == report.determined
+    # without the cover list the subset is the plain seeded random pick
+    plain = mptrj.select_cp2k_subset(pool, tmp_path / "d.extxyz", 6, 3)
+    assert plain == mptrj.select_cp2k_subset(pool, tmp_path / "e.extxyz", 6, 3, cover_elements=[])
+
+
+def test_cp2k_subset_too_small_to_cover_says_so(tmp_path):
+    pool = _pool_of(tmp_path, ["SrTiO3"] * 10 + ["SrO", "TiO2", "Ba", "BaO"])
+    report = mptrj.select_cp2k_subset_report(
+        pool, tmp_path / "a.extxyz", size=2, seed=0, cover_elements=["Sr", "Ti", "O", "Ba"]
+    )
+    assert len(report.chosen) == 2
+    assert report.not_determined  # named, not silently dropped
+    assert "not determined (cp2k_subset_size too small)" in report.text()
+
+
+def test_cli_subset_keeps_to_the_elements_cp2k_can_compute(tmp_path, capsys):
+    """The rule passes the elements with a CP2K basis and an isolated atom: a frame with Th
+    (no basis in CP2K's data files) is never chosen, and the log says what the subset allows."""
+    pool = _pool_of(tmp_path, ["ThO2", "SrTiO3", "ThO2", "SrO", "Th", "TiO2", "ThO2"])
+    settings = tmp_path / "reference.json"
+    section = {"cp2k_subset_size": 3, "seed": 0, "cp2k_subset_max_atoms": None}
+    settings.write_text(json.dumps({"mptrj": {**section, "cp2k_subset_elements": None}}))
+    subset = tmp_path / "cp2k.extxyz"
+    argv = ["cp2k-subset", "--pool", str(pool), "--settings", str(settings), "--out", str(subset)]
+    assert mptrj.main([*argv, "--allowed-elements", "O", "Sr", "Ti"]) == 0
+    chosen = ase.io.read(subset, index=":")
+    assert sorted(f.get_chemical_formula() for f in chosen) == ["O2Ti", "O3SrTi", "OSr"]
+    assert "CP2K subset restricted to 3 elements CP2K can compute" in capsys.readouterr().out
+    # four allowed frames are not enough for four places: an error, not a silent Th frame
+    with pytest.raises(ValueError, match="cp2k_subset_size 4 > 3 eligible"):
+        section["cp2k_subset_size"] = 4
+        settings.write_text(json.dumps({"mptrj": {**section, "cp2k_subset_elements": None}}))
+        mptrj.main([*argv, "--allowed-elements", "O", "Sr", "Ti"])

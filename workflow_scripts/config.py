@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from workflow_scripts.elements import is_element
+from workflow_scripts.elements import cp2k_can_compute, is_element
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO_ROOT / "schemas"
@@ -74,20 +74,31 @@ def validate_schema(config: dict, schema: dict | None = None) -> dict:
     return filled
 
 
-def _check_elements(values, key: str) -> None:
+def _check_elements(values, key: str, computable_with: dict | None = None) -> None:
+    """Known element symbols; with ``computable_with`` (``dft.elements``), also ones CP2K can
+    compute: a MOLOPT basis with a GTH potential, or a basis named in the override."""
     for value in values:
         if not is_element(value):
             raise ConfigError(f"config key '{key}': unknown element {value!r}")
+        if computable_with is None or cp2k_can_compute(value):
+            continue
+        if not (computable_with.get(value) or {}).get("basis"):
+            raise ConfigError(
+                f"config key '{key}': CP2K's data files have no MOLOPT basis with a GTH "
+                f"potential for {value!r} (docs/elements.md); name a basis and potential in "
+                f"dft.elements.{value} or leave it out"
+            )
 
 
 def check_semantics(config: dict, base_dir: Path) -> None:
     """Checks beyond the schema that need no structure file to be read."""
     defects = config["defects"]
+    overrides = config["dft"].get("elements") or {}
     for role, elements in defects["substituents"].items():
-        _check_elements(elements, f"defects.substituents.{role}")
+        _check_elements(elements, f"defects.substituents.{role}", overrides)
     for anion, elements in defects["anion_substituents"].items():
         _check_elements([anion], f"defects.anion_substituents.{anion}")
-        _check_elements(elements, f"defects.anion_substituents.{anion}")
+        _check_elements(elements, f"defects.anion_substituents.{anion}", overrides)
         if anion in elements:
             raise ConfigError(
                 f"config key 'defects.anion_substituents.{anion}': substituent {anion!r} "
@@ -97,7 +108,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
         for role, element in host.get("site_roles", {}).items():
             _check_elements([element], f"hosts.{name}.site_roles.{role}")
         for role, elements in host.get("substituents", {}).items():
-            _check_elements(elements, f"hosts.{name}.substituents.{role}")
+            _check_elements(elements, f"hosts.{name}.substituents.{role}", overrides)
         if host["source"] == "file":
             if "path" not in host:
                 raise ConfigError(f"config key 'hosts.{name}.path': required for source 'file'")

@@ -4,7 +4,7 @@ Spin: the free atom's ground-state multiplicity 2S+1 (NIST term symbols, table i
 :mod:`workflow_scripts.elements`), overridable per element as ``dft.elements.<El>.multiplicity``.
 
 SCF: open-shell transition-metal atoms have partly filled degenerate d shells; with integer
-occupations the SCF hops between equivalent orbitals and OT stalled (Ti, DESIGN.md §3). We
+occupations the SCF hops between equivalent orbitals and OT stalled (Ti; docs/cp2k_behaviour.md). We
 diagonalise with Broyden mixing and Fermi-Dirac smearing at a fixed magnetic moment
 (``SMEAR/FIXED_MAGNETIC_MOMENT`` = 2S), so degenerate orbitals share their electrons and the
 spin state stays the ground state's; settings in ``dft.isolated_atoms``. Smearing needs an

@@ -1,6 +1,6 @@
 """SCF strategies: the one a calculation starts with and the ladder a failed SCF climbs.
 
-CP2K facts behind the choices (measured here, see DESIGN.md §3): OT is not allowed with
+CP2K facts behind the choices (measured; docs/cp2k_behaviour.md): OT is not allowed with
 k-points; Γ-only OT did not converge for a 5-atom cell; open-shell atoms stalled with OT.
 So Γ-point supercells start with OT (+ outer SCF), k-point cells and isolated atoms with
 diagonalisation + Broyden mixing + Fermi-Dirac smearing. When an SCF does not converge within

@@ -28,13 +28,28 @@ def name_pattern(names) -> str:
     return "|".join(re.escape(name) for name in names) if names else NEVER
 
 
+def is_url(spec: str) -> bool:
+    """A foundation model given by its download address (fetched by the foundation job)."""
+    return spec.startswith(("https://", "http://"))
+
+
 def foundation_inputs(config: dict, mptrj_name: str) -> dict[str, str]:
     spec = config["mace"]["foundation_model"]
     if spec == STANDIN_FOUNDATION:
         return {"pool": f"results/reference/{mptrj_name}/pool.extxyz"}
-    if spec.endswith(".model"):
+    if spec.endswith(".model") and not is_url(spec):
         return {"model_file": spec}
     return {}
+
+
+def trains_on_mptrj_cp2k_with_isolated_atoms(config: dict) -> bool:
+    """True when a variant trains on the CP2K MPtrj subset with CP2K isolated-atom E0s (then
+    every element the subset can hold needs an isolated atom)."""
+    return any(
+        spec.get("data") == MPTRJ_CP2K
+        and (spec.get("e0s") or default_e0s(MPTRJ_CP2K)) == "isolated_atoms"
+        for spec in config["variants"].values()
+    )
 
 
 def training_inputs(config: dict, variant: str, mptrj_name: str, omat24_name: str) -> dict:

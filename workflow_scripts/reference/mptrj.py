@@ -13,13 +13,17 @@ whole. Labels written (units of the extxyz contract, docs/architecture.md):
   (positive = compressive). ASE's sign is the opposite (positive = tensile), so
   ``REF_stress = -0.1 * GPa * stress_kBar`` in eV/Å³ (the conversion ASE's own vasprun
   reader and CHGNet's MPtrj loader apply), Voigt order xx yy zz yz xz xy.
+- ``REF_magmom`` (per atom, μB) = ``magmom``, VASP's converged site moments, when the frame
+  has them (a list of one finite number per site); a frame whose ``magmom`` is null, absent
+  or unusable has no such column. The CP2K single points of the subset start from these
+  moments (docs/mptrj.md; :mod:`workflow_scripts.cp2k.magnetism`).
 
 Speed (``benchmarks/bench_mptrj_stream.py``): the file is cut into material objects by a
 vectorised brace scan (numpy) and each frame is converted by copying the number text of
-positions and forces into extxyz lines (regular expressions, no float round trip); only the
-energy and the nine stress numbers are parsed. A frame whose text does not have the expected
-layout (missing ``xyz``, disordered sites, NaN, repeated keys) falls back to a full JSON parse
-of that frame, so the fast path changes speed, not results. ijson (yajl2_c backend) parses
+positions, forces and moments into extxyz lines (regular expressions, no float round trip);
+only the energy and the nine stress numbers are parsed. A frame whose text does not have the
+expected layout (missing ``xyz``, disordered sites, NaN, repeated keys) falls back to a full
+JSON parse of that frame, so the fast path changes speed, not results. ijson (yajl2_c) parses
 about 5,000 frames/s on one core here before any conversion, below the 6,000 frames/s target.
 """
 
@@ -45,6 +49,7 @@ GPA_IN_EV_PER_A3 = 1.0 / 160.21766208
 KBAR_TO_ASE_STRESS = -0.1 * GPA_IN_EV_PER_A3
 BLOCK_BYTES = 1 << 24
 PROPERTIES = "species:S:1:pos:R:3:REF_forces:R:3"
+PROPERTIES_MAGMOM = PROPERTIES + ":REF_magmom:R:1"
 
 _KEY_BEFORE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*$')
 _ELEMENT = re.compile(rb'"element":\s*"([A-Z][a-z]?)"')
@@ -56,6 +61,9 @@ _FORCE = re.compile(rb'"force":\s*\[((?:\s*\[[^\[\]]*\]\s*,?)*)\s*\]')
 _ROW = re.compile(rb"\[([^\[\]]*)\]")
 _FORCE_START = re.compile(rb'"force":\s*\[')
 _ENERGY = re.compile(rb'"uncorrected_total_energy":\s*(-?[0-9][0-9.eE+-]*|null)')
+# the frame's magmom list (site properties' "magmom" are numbers, never a list or null)
+_MAGMOM = re.compile(rb'"magmom":\s*(?:\[([^\[\]]*)\]|(null))')
+_NUMBER_CHARS = b"0123456789.-+eE,\n\r\t "
 
 
 class FrameSkipped(ValueError):
@@ -205,15 +213,18 @@ def _voigt_ase(stress_kbar) -> tuple[float, ...]:
 
 
 _HEADER = (
-    b'%d\nLattice="%s" Properties=' + PROPERTIES.encode() + b" REF_energy=%s%s"
+    b'%d\nLattice="%s" Properties=%s REF_energy=%s%s'
     b' mp_id=%s frame_id=%s config_type=%s dataset=%s pbc="T T T"\n'
 )
+_PROPERTIES = (PROPERTIES.encode(), PROPERTIES_MAGMOM.encode())
 
 
-def _header(natoms, lattice: bytes, energy: bytes, stress, mp_id, frame_id, name) -> bytes:
+def _header(
+    natoms, lattice: bytes, energy: bytes, stress, mp_id, frame_id, name, magmom=False
+) -> bytes:
     stress_part = b"" if stress is None else b' REF_stress="%r %r %r %r %r %r"' % stress
     ids = (mp_id.encode(), frame_id.encode(), name.encode(), name.encode())
-    return _HEADER % (natoms, lattice, energy, stress_part, *ids)
+    return _HEADER % (natoms, lattice, _PROPERTIES[magmom], energy, stress_part, *ids)
 
 
 # JSON number lists -> whitespace-separated numbers on one line; NUL marks extxyz line ends.
@@ -244,6 +255,19 @@ def _sites(buffer: bytes, lo: int, hi: int) -> tuple[list[bytes], list[bytes]]:
     if xyz:  # json.dump's ", " and ": " separators: split, faster than regex
         return _after_markers(chunk, b'"element": "', b'"'), xyz
     return _ELEMENT.findall(buffer, lo, hi), _XYZ.findall(buffer, lo, hi)
+
+
+def _magmom_text(buffer: bytes, regions) -> bytes | None:
+    """The text inside the frame's ``magmom`` list, or None when it is null or absent. MPtrj
+    writes it near the frame's end: searched backwards with json.dump's spacing first."""
+    lo, hi = regions[0]
+    at = buffer.rfind(b'"magmom": [', lo, hi)
+    if at >= 0:
+        return buffer[at + 11 : buffer.find(b"]", at)]
+    if buffer.rfind(b'"magmom": null', lo, hi) >= 0:
+        return None
+    match = _search(_MAGMOM, buffer, regions)  # other spacing or key order
+    return None if match is None or match.group(2) is not None else match.group(1)
 
 
 def _force_rows(buffer: bytes, regions) -> list[bytes] | None:
@@ -296,15 +320,25 @@ def frame_fast(
         voigt = _voigt_ase([row.split(b",") for row in stress.group(1, 2, 3)])
         if not all(map(math.isfinite, voigt)):
             return None
-    body = _numbers(
-        b"".join(
-            chain.from_iterable(zip(elements, repeat(b" "), xyz, repeat(b" "), rows, repeat(b"\0")))
+    text = _magmom_text(buffer, labels)
+    moments = None
+    if text is not None:
+        moments = text.split(b",")
+        if len(moments) != natoms or not text.strip() or text.translate(None, _NUMBER_CHARS):
+            return None  # not one plain number per site: the full parse decides
+    if moments is None:
+        columns = zip(elements, repeat(b" "), xyz, repeat(b" "), rows, repeat(b"\0"))
+    else:
+        columns = zip(
+            elements, repeat(b" "), xyz, repeat(b" "), rows, repeat(b" "), moments, repeat(b"\0")
         )
-    )
+    body = _numbers(b"".join(chain.from_iterable(columns)))
     lattice = _numbers(b" ".join(matrix.group(1, 2, 3)))
     if b"N" in lattice or b"I" in lattice or b"NaN" in body or b"Inf" in body:
         return None
-    header = _header(natoms, lattice, energy.group(1), voigt, mp_id, frame_id, name)
+    header = _header(
+        natoms, lattice, energy.group(1), voigt, mp_id, frame_id, name, moments is not None
+    )
     return header + body, elements
 
 
@@ -335,14 +369,36 @@ def frame_parsed(frame: dict, mp_id: str, frame_id: str, name: str):
     if not all(math.isfinite(v) for v in values):
         raise FrameSkipped("non-finite value")
     lattice = " ".join(map(repr, matrix.ravel().tolist())).encode()
+    moments = _moments(frame.get("magmom"), len(sites))
     lines = [
-        _header(len(sites), lattice, repr(float(energy)).encode(), voigt, mp_id, frame_id, name)
+        _header(
+            len(sites),
+            lattice,
+            repr(float(energy)).encode(),
+            voigt,
+            mp_id,
+            frame_id,
+            name,
+            moments is not None,
+        )
     ]
+    extra = [[]] * len(sites) if moments is None else [[repr(m)] for m in moments]
     lines += [
-        " ".join([el, *map(repr, pos.tolist()), *map(repr, f.tolist())]).encode() + b"\n"
-        for el, pos, f in zip(elements, positions, forces, strict=True)
+        " ".join([el, *map(repr, pos.tolist()), *map(repr, f.tolist()), *m]).encode() + b"\n"
+        for el, pos, f, m in zip(elements, positions, forces, extra, strict=True)
     ]
     return b"".join(lines), [e.encode() for e in elements]
+
+
+def _moments(magmom, natoms: int) -> list[float] | None:
+    """MPtrj's ``magmom`` as floats, or None when null, absent or not one finite number per
+    site (the frame is kept, without moments)."""
+    if not isinstance(magmom, list) or len(magmom) != natoms:
+        return None
+    if not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in magmom):
+        return None
+    moments = [float(m) for m in magmom]
+    return moments if all(map(math.isfinite, moments)) else None
 
 
 def convert_frame(
@@ -510,6 +566,114 @@ def ingest(
     return stats
 
 
+def _composition(frame) -> tuple[tuple[str, int], ...]:
+    """Sorted (element, count) pairs of a raw extxyz frame."""
+    counts = Counter(line.split(maxsplit=1)[0] for line in frame.text.splitlines()[2:])
+    return tuple(sorted(counts.items()))
+
+
+@dataclass
+class SubsetReport:
+    """How the stratified CP2K subset covers the requested elements."""
+
+    chosen: list[int]
+    determined: list[str] = field(default_factory=list)  # offset separable from the others
+    not_determined: list[str] = field(default_factory=list)  # in the pool; size too small
+    not_in_pool: list[str] = field(default_factory=list)  # no eligible U-free pool frame
+    stratified: int = 0  # frames picked for coverage (the rest: seeded random)
+
+    def text(self) -> str:
+        parts = [f"{len(self.chosen)} pool frames ({self.stratified} picked for coverage)"]
+        if self.determined:
+            parts.append(f"determined: {' '.join(self.determined)}")
+        if self.not_determined:
+            parts.append(
+                f"not determined (cp2k_subset_size too small): {' '.join(self.not_determined)}"
+            )
+        if self.not_in_pool:
+            parts.append(f"in no eligible U-free pool frame: {' '.join(self.not_in_pool)}")
+        return "; ".join(parts)
+
+
+def _coverage_picks(
+    compositions: list[tuple],
+    order: np.ndarray,
+    candidates: dict[int, list[int]],
+    cover,
+    size: int,
+) -> tuple[list[int], set[str]]:
+    """Greedy, deterministic: for each element of ``cover`` (rarest first) whose energy offset
+    the picks so far do not determine, add the first frame in ``order`` that contains it and
+    adds a new direction to the picks' compositions (rank + 1); repeat until all are
+    determined, nothing helps, or ``size`` frames are picked. ``candidates``: composition id
+    -> positions of the eligible frames with it. Returns the picked positions and the
+    elements whose offsets they determine."""
+    columns = sorted({el for comp in compositions for el, _ in comp})
+    column = {el: k for k, el in enumerate(columns)}
+    rank_of = np.empty(len(order), dtype=np.int64)
+    rank_of[order] = np.arange(len(order))
+
+    def vector(comp) -> np.ndarray:
+        v = np.zeros(len(columns))
+        for el, n in comp:
+            v[column[el]] = n
+        return v / np.linalg.norm(v)
+
+    basis: list[np.ndarray] = []
+
+    def outside(v: np.ndarray) -> np.ndarray:
+        for b in basis:
+            v = v - (b @ v) * b
+        return v
+
+    def determined(el: str) -> bool:
+        unit = np.zeros(len(columns))
+        unit[column[el]] = 1.0
+        return float(np.linalg.norm(outside(unit))) < 1e-8
+
+    # per element: its U-free compositions, first frame of each in permutation order
+    by_element: dict[str, list[tuple[int, int, int]]] = {}
+    for comp_id, frames in candidates.items():
+        first = min(frames, key=rank_of.__getitem__)
+        for el, _ in compositions[comp_id]:
+            by_element.setdefault(el, []).append((int(rank_of[first]), first, comp_id))
+    for entries in by_element.values():
+        entries.sort()
+    targets = sorted(
+        (el for el in cover if el in by_element), key=lambda el: (len(by_element[el]), el)
+    )
+    picks: list[int] = []
+    picked_compositions: list[tuple] = []
+    useless: set[int] = set()  # compositions already in the span stay there
+    progress = True
+    while progress and len(picks) < size:
+        progress = False
+        for el in targets:
+            if len(picks) >= size:
+                break
+            if determined(el):
+                continue
+            # its own frames first, then those of the elements it was picked with (FeS picked
+            # for Fe leaves Fe and S confounded: a frame with S and no Fe separates them)
+            partners = sorted(
+                {other for c in picked_compositions if el in dict(c) for other, _ in c} - {el}
+            )
+            search = [e for part in [el, *partners] for e in by_element.get(part, [])]
+            for _, position, comp_id in search:
+                if comp_id in useless:
+                    continue
+                rest = outside(vector(compositions[comp_id]))
+                norm = float(np.linalg.norm(rest))
+                useless.add(comp_id)
+                if norm > 1e-8:
+                    basis.append(rest / norm)
+                    picks.append(position)
+                    picked_compositions.append(compositions[comp_id])
+                    progress = True
+                    break
+    return picks, {el for el in targets if determined(el)}
+
+
 def select_cp2k_subset(
     pool: Path,
     out: Path,
@@ -517,32 +681,82 @@ def select_cp2k_subset(
     seed: int,
     max_atoms: int | None = None,
     elements: list[str] | None = None,
+    cover_elements: list[str] | None = None,
 ) -> list[int]:
-    """A seeded random subset of pool frames (labels kept) for CP2K single points."""
+    """A seeded subset of pool frames (labels kept, pool order) for CP2K single points.
+
+    Stratified when ``cover_elements`` is given (the elements of the Perovs-Dopants data set):
+    first, frames are picked so that every such element that occurs in an eligible pool frame
+    without a Hubbard U (MP rule; those frames are left out of the energy-alignment fit) gets an
+    energy offset the subset can determine (see :func:`_coverage_picks`); the remaining places
+    are filled with frames in the seeded random order. Same pool, settings and seed: same
+    subset. Returns the chosen pool indices (sorted); :func:`select_cp2k_subset_report` also
+    says what is covered."""
+    return select_cp2k_subset_report(
+        pool, out, size, seed, max_atoms, elements, cover_elements
+    ).chosen
+
+
+def select_cp2k_subset_report(
+    pool: Path,
+    out: Path,
+    size: int,
+    seed: int,
+    max_atoms: int | None = None,
+    elements: list[str] | None = None,
+    cover_elements: list[str] | None = None,
+) -> SubsetReport:
+    from workflow_scripts.analysis.periodic_table import elements_with_u
     from workflow_scripts.reference.extxyz import iter_raw_frames, write_selected
 
     allowed = set(elements) if elements else None
-    eligible = []
+    eligible: list[int] = []
+    composition_ids: list[int] = []
+    compositions: list[tuple] = []
+    known: dict[tuple, int] = {}
     for frame in iter_raw_frames(pool):
         if max_atoms is not None and frame.natoms > max_atoms:
             continue
-        if allowed is not None:
-            symbols = {line.split(maxsplit=1)[0] for line in frame.text.splitlines()[2:]}
-            if not symbols <= allowed:
-                continue
+        if allowed is None and not cover_elements:
+            eligible.append(frame.index)
+            continue
+        comp = _composition(frame)
+        if allowed is not None and not {el for el, _ in comp} <= allowed:
+            continue
         eligible.append(frame.index)
+        composition_ids.append(known.setdefault(comp, len(known)))
+        if len(known) > len(compositions):
+            compositions.append(comp)
     if size > len(eligible):
         raise ValueError(
             f"cp2k_subset_size {size} > {len(eligible)} eligible pool frames "
             f"(max_atoms={max_atoms}, elements={elements})"
         )
     rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(eligible, size=size, replace=False).tolist()) if size else []
+    order = rng.permutation(len(eligible))
+    report = SubsetReport(chosen=[])
+    picks: list[int] = []
+    if cover_elements and size:
+        candidates: dict[int, list[int]] = {}
+        for position, comp_id in enumerate(composition_ids):
+            if not elements_with_u(el for el, _ in compositions[comp_id]):
+                candidates.setdefault(comp_id, []).append(position)
+        picks, determined = _coverage_picks(compositions, order, candidates, cover_elements, size)
+        present = {el for comp_id in candidates for el, _ in compositions[comp_id]}
+        cover = sorted(set(cover_elements))
+        report.determined = [el for el in cover if el in determined]
+        report.not_determined = [el for el in cover if el in present and el not in determined]
+        report.not_in_pool = [el for el in cover if el not in present]
+        report.stratified = len(picks)
+    taken = set(picks)
+    fill = [int(p) for p in order if int(p) not in taken][: size - len(picks)]
+    chosen = sorted(eligible[p] for p in picks + fill)
     if size:
         write_selected(pool, out, chosen)
     else:
         Path(out).write_text("")
-    return chosen
+    report.chosen = chosen
+    return report
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -565,6 +779,20 @@ def main(argv=None) -> int:
     c.add_argument("--pool", type=Path, required=True)
     c.add_argument("--settings", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
+    c.add_argument(
+        "--cover-elements",
+        nargs="*",
+        default=[],
+        help="elements (of the Perovs-Dopants data set) whose CP2K/VASP energy offsets the "
+        "subset must determine where the pool allows (stratified selection)",
+    )
+    c.add_argument(
+        "--allowed-elements",
+        nargs="*",
+        default=None,
+        help="only pool frames made of these elements (those CP2K can compute and that have an "
+        "isolated atom); default: the settings' cp2k_subset_elements",
+    )
     args = parser.parse_args(argv)
     settings = _settings(args.settings)
     if args.command == "ingest":
@@ -580,15 +808,24 @@ def main(argv=None) -> int:
         )
         print(stats.report())
     else:
-        chosen = select_cp2k_subset(
+        allowed = args.allowed_elements
+        if allowed is None:
+            allowed = settings.get("cp2k_subset_elements")
+        report = select_cp2k_subset_report(
             args.pool,
             args.out,
             size=settings["cp2k_subset_size"],
             seed=settings["seed"],
             max_atoms=settings.get("cp2k_subset_max_atoms"),
-            elements=settings.get("cp2k_subset_elements"),
+            elements=allowed,
+            cover_elements=args.cover_elements,
         )
-        print(f"{len(chosen)} pool frames for CP2K single points: {chosen[:20]}...")
+        if args.allowed_elements is not None:
+            print(
+                f"CP2K subset restricted to {len(allowed)} elements CP2K can compute (a MOLOPT "
+                f"basis with a GTH potential, and an isolated atom): {' '.join(allowed)}"
+            )
+        print(f"CP2K single points: {report.text()}; pool frames {report.chosen[:20]}...")
     return 0
 
 

@@ -58,6 +58,22 @@ def source(config: dict, dataset: str, dry_run: bool = False) -> str | list:
     return settings["path"]
 
 
+def mptrj_pool_elements(settings: dict) -> list[str]:
+    """Elements the MPtrj pool can hold (``reference.mptrj`` settings): the configured
+    ``cp2k_subset_elements`` or ``elements`` filter, else the stand-in's chemistry or MPtrj's
+    89 elements."""
+    from workflow_scripts.elements import MPTRJ_ELEMENTS
+
+    for key in ("cp2k_subset_elements", "elements"):
+        if settings.get(key):
+            return sorted(settings[key])
+    if settings["source"] == "standin":
+        from workflow_scripts.reference.standins import standin_elements
+
+        return standin_elements()
+    return list(MPTRJ_ELEMENTS)
+
+
 def descriptor_model_file(model: str) -> str | None:
     """``foundation`` -> the foundation model file; None: ask common.smk's model_file()."""
     return FOUNDATION_MODEL if model == "foundation" else None

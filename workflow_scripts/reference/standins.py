@@ -77,6 +77,16 @@ MPTRJ_FRAMES = Perturbation(rattle=0.04, strain=0.02, scale=0.03)
 OMAT24_FRAMES = Perturbation(rattle=0.15, strain=0.05, scale=0.03)
 
 
+def standin_elements() -> list[str]:
+    """Every element of the stand-in materials (the demo chemistry), without building them."""
+    import re
+
+    formulas = [a + b + x for a, b, x, _ in PEROVSKITES] + [new for _, _, new in MIXTURES]
+    formulas += [formula for formula, *_ in BINARIES_AND_ELEMENTS]
+    formulas += [metal + "O" for metal, *_ in RUTILES]
+    return sorted({el for f in formulas for el in re.findall(r"[A-Z][a-z]?", f)})
+
+
 def prototypes():
     """The ideal cells: (name, ase.Atoms) of the demo chemistry, at most 12 atoms each."""
     from ase import Atoms
