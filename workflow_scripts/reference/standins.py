@@ -4,8 +4,9 @@ MPtrj and OMat24 cannot be downloaded here, so the demo and the tests build smal
 look-alikes that go through the same ingestion code:
 
 1. ``build``: a few hundred bulk structures of the demo chemistry (cubic perovskites of
-   Sr/Ba/Cs/Rb on A, Ti/Zr/Sn/Pb on B, O/Br on X, ordered 2x1x1 mixtures of them, and the
-   related binaries and elements), each a "material" with several frames: the ideal cell
+   Sr/Ba/Cs/Rb on A, Ti/Zr/Sn/Pb on B, O/Br on X, and the related binaries and elements;
+   no doped supercells: MPtrj holds none of the Perovs-Dopants structures, and a stand-in that
+   did would put the dopant structures inside the pretraining distribution), each a "material" with several frames: the ideal cell
    (MPtrj's relaxed frame) and rattled, strained copies (MPtrj's relaxation steps; OMat24's
    rattled structures). Every name carries "stand-in".
 2. ``label``: energies, forces, stresses and magnetic moments from CHGNet (its weights ship in
@@ -43,8 +44,6 @@ PEROVSKITES = [
     ("Cs", "Sn", "Br", 5.80),
     ("Rb", "Sn", "Br", 5.74),
 ]
-# ordered 2x1x1 mixtures: (perovskite index, replaced element, replacing element)
-MIXTURES = [(0, "Sr", "Ba"), (0, "Ti", "Zr"), (6, "Pb", "Sn"), (6, "Cs", "Rb"), (3, "Zr", "Sn")]
 # ASE bulk() prototypes: (formula, crystal structure, a, c or None)
 BINARIES_AND_ELEMENTS = [
     ("SrO", "rocksalt", 5.16, None),
@@ -81,7 +80,7 @@ def standin_elements() -> list[str]:
     """Every element of the stand-in materials (the demo chemistry), without building them."""
     import re
 
-    formulas = [a + b + x for a, b, x, _ in PEROVSKITES] + [new for _, _, new in MIXTURES]
+    formulas = [a + b + x for a, b, x, _ in PEROVSKITES]
     formulas += [formula for formula, *_ in BINARIES_AND_ELEMENTS]
     formulas += [metal + "O" for metal, *_ in RUTILES]
     return sorted({el for f in formulas for el in re.findall(r"[A-Z][a-z]?", f)})
@@ -98,12 +97,6 @@ def prototypes():
             [a, b, x, x, x], scaled_positions=FRAC_PEROVSKITE, cell=np.eye(3) * lattice, pbc=True
         )
         cells.append((f"{a}{b}{x}3", atoms))
-    for index, old, new in MIXTURES:
-        name, atoms = cells[index]
-        mixed = atoms.repeat((2, 1, 1))
-        first = [i for i, s in enumerate(mixed.get_chemical_symbols()) if s == old][0]
-        mixed[first].symbol = new
-        cells.append((f"{name}_{new}_on_{old}", mixed))
     for formula, structure, a, c in BINARIES_AND_ELEMENTS:
         kwargs = {"c": c} if c else {}
         cells.append((f"{formula}_{structure}", bulk(formula, structure, a=a, **kwargs)))
