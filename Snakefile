@@ -27,6 +27,7 @@ wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     dataset=r"[A-Za-z0-9_]+",
     index=r"\d+",
+    batch=r"\d+",
 
 
 include: "rules/common.smk"

@@ -112,11 +112,14 @@ def defect_pairs():
     return [(d.host, d.name) for d in PLAN.defects]
 
 
+_DEFECT_SPECS = {(spec.host, spec.name): spec for spec in PLAN.defects}
+
+
 def defect_spec(host, defect):
-    for spec in PLAN.defects:
-        if spec.host == host and spec.name == defect:
-            return spec
-    raise ValueError(f"no defect {defect!r} planned for host {host!r}")
+    try:
+        return _DEFECT_SPECS[host, defect]
+    except KeyError:
+        raise ValueError(f"no defect {defect!r} planned for host {host!r}") from None
 
 
 def defect_structure_files():
@@ -157,8 +160,9 @@ def isolated_atom_elements():
     return sorted(elements, key=ATOMIC_NUMBER.get)
 
 
-def cp2k_summaries(job):
-    """Every summary.json of one kind of CP2K job (relax, isolated_atom, single_point)."""
+def cp2k_outputs(job):
+    """What the CP2K jobs of one kind declare: every summary.json (relax, isolated_atom) or
+    every batch listing (single_point: each names the summaries of its structures)."""
     if job == "relax":
         return [
             f"results/cp2k/relax/{host}/{defect}/summary.json"
@@ -168,8 +172,35 @@ def cp2k_summaries(job):
         return [
             f"results/cp2k/atoms/{el}/summary.json" for el in isolated_atom_elements()
         ]
-    size = config["reference"]["mptrj"]["cp2k_subset_size"]
-    return [f"results/cp2k/mptrj_sp/{index}/summary.json" for index in range(size)]
+    # MPtrj single points: a folder per subset index, dft.batch.single_points per job
+    return [
+        f"results/cp2k/mptrj_sp/batch_{batch}.json" for batch in single_point_batches()
+    ]
+
+
+def single_point_batches():
+    """Batch numbers of the MPtrj single points (workflow_scripts.cp2k.batch)."""
+    from workflow_scripts.cp2k.batch import n_batches
+
+    total = config["reference"]["mptrj"]["cp2k_subset_size"]
+    return range(n_batches(total, config["dft"]["batch"]["single_points"]))
+
+
+def single_point_indices(wildcards):
+    """The subset indices of a batch, as the batch command's arguments."""
+    from workflow_scripts.cp2k.batch import batch_indices
+
+    total = config["reference"]["mptrj"]["cp2k_subset_size"]
+    size = config["dft"]["batch"]["single_points"]
+    return " ".join(map(str, batch_indices(int(wildcards.batch), total, size)))
+
+
+def single_point_batch_runtime(wildcards):
+    """A batch's runtime (min): dft.resources.single_point_runtime_min per structure, at most
+    dft.batch.max_runtime_min."""
+    n = len(single_point_indices(wildcards).split())
+    per_structure = config["dft"]["resources"]["single_point_runtime_min"]
+    return min(n * per_structure, config["dft"]["batch"]["max_runtime_min"])
 
 
 # --- reference data and models --------------------------------------------------------------

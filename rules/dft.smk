@@ -1,5 +1,5 @@
 """CP2K (workflow_scripts.cp2k): relaxations -> trajectories, isolated atoms -> E0 frames,
-MPtrj single points -> CP2K labels of the subset.
+MPtrj single points (in batches, workflow_scripts/cp2k/batch.py) -> CP2K labels of the subset.
 
 Each CP2K job declares only a small summary JSON as output. Its calculation folder
 (results/cp2k/...; run_000, run_001, ... inside) is not declared, so a killed or failed job
@@ -67,6 +67,8 @@ rule trajectory:
 
 
 rule cp2k_isolated_atom:
+    """One job per element; on a cluster several share a SLURM job (group isolated_atoms,
+    group-components in profiles/slurm); local runs ignore groups."""
     input:
         settings=section_file("dft"),
     output:
@@ -75,6 +77,8 @@ rule cp2k_isolated_atom:
         "logs/cp2k/atoms/{element}.log",
     benchmark:
         "results/benchmarks/cp2k/atoms/{element}.tsv"
+    group:
+        "isolated_atoms"
     conda:
         "../envs/cp2k.yaml"
     threads: CP2K["threads"]
@@ -96,7 +100,7 @@ rule cp2k_isolated_atom:
 
 rule isolated_atoms_dataset:
     input:
-        summaries=cp2k_summaries("isolated_atom"),
+        summaries=cp2k_outputs("isolated_atom"),
         failures="results/cp2k/failures/isolated_atom.csv",
     output:
         "results/dataset/isolated_atoms.extxyz",
@@ -117,38 +121,43 @@ rule isolated_atoms_dataset:
 
 
 rule cp2k_mptrj_single_point:
+    """A batch of MPtrj single points (dft.batch.single_points per job), each structure in
+    its own folder results/cp2k/mptrj_sp/{index}/ with its own summary.json: a finished one
+    is skipped, a failed one fails alone, a transiently stopped one fails the batch after the
+    others ran (the retry resumes it). The listing names every index's summary and status.
+    """
     input:
         structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
         settings=section_file("dft"),
     output:
-        "results/cp2k/mptrj_sp/{index}/summary.json",
+        "results/cp2k/mptrj_sp/batch_{batch}.json",
     log:
-        "logs/cp2k/mptrj_sp/{index}.log",
+        "logs/cp2k/mptrj_sp/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/cp2k/mptrj_sp/{index}.tsv"
+        "results/benchmarks/cp2k/mptrj_sp/batch_{batch}.tsv"
     conda:
         "../envs/cp2k.yaml"
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
-        runtime=CP2K["single_point_runtime_min"],
+        runtime=single_point_batch_runtime,
         mpi=config["dft"]["mpi_launcher"],
         tasks=config["dft"]["mpi_ranks"],
     params:
-        workdir=lambda wildcards, output: Path(output[0]).parent,
+        indices=single_point_indices,
         runtime=dft_runtime_file(),
     shell:
-        "python -m workflow_scripts.cp2k.run single-point --structure {input.structures}"
-        " --index {wildcards.index} --settings {input.settings}"
-        " --runtime-settings {params.runtime} --workdir {params.workdir}"
-        " --summary {output} --threads {threads} --walltime-min {resources.runtime}"
+        "python -m workflow_scripts.cp2k.batch single-points --structures {input.structures}"
+        " --indices {params.indices} --root results/cp2k/mptrj_sp --listing {output}"
+        " --settings {input.settings} --runtime-settings {params.runtime}"
+        " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
 
 rule mptrj_cp2k_labels:
     input:
         structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
-        summaries=cp2k_summaries("single_point"),
+        batches=cp2k_outputs("single_point"),
         failures="results/cp2k/failures/single_point.csv",
     output:
         dataset_file("mptrj_cp2k_subset"),
@@ -160,11 +169,9 @@ rule mptrj_cp2k_labels:
     resources:
         mem_mb=4000,
         runtime=30,
-    params:
-        workdirs=lambda wildcards, input: [Path(s).parent for s in input.summaries],
     shell:
         "python -m workflow_scripts.cp2k.trajectory mptrj-labels"
-        " --structures {input.structures} --workdirs {params.workdirs} --out {output}"
+        " --structures {input.structures} --batches {input.batches} --out {output}"
         " > {log} 2>&1"
 
 
@@ -173,7 +180,7 @@ rule cp2k_failures_check:
     when more than dft.failures.max_failed_fraction of that kind failed. The data sets built
     from that kind wait for it."""
     input:
-        lambda wildcards: cp2k_summaries(wildcards.job),
+        lambda wildcards: cp2k_outputs(wildcards.job),
     output:
         "results/cp2k/failures/{job}.csv",
     log:

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import re
 import subprocess
 import sys
@@ -241,3 +242,19 @@ def test_study_plans_an_isolated_atom_for_every_element_cp2k_can_compute_and_no_
     assert len(atoms) == 84
     assert not atoms & CP2K_WITHOUT_BASIS
     assert {"Ac", "Th", "Pa", "Np", "Pu"} == set(MPTRJ_ELEMENTS) - atoms
+
+
+def test_study_runs_its_mptrj_single_points_in_batches(tmp_path):
+    """2,000 single points at dft.batch.single_points = 20: 100 batch jobs; the isolated
+    atoms stay one job per element (grouped into SLURM jobs by the profile only)."""
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
+    size = config["reference"]["mptrj"]["cp2k_subset_size"]
+    per_job = config["dft"]["batch"]["single_points"]
+    assert (size, per_job) == (2000, 20)
+    assert counts["cp2k_mptrj_single_point"] == math.ceil(size / per_job) == 100
+    assert counts["cp2k_isolated_atom"] == 84
+    assert counts["mptrj_cp2k_labels"] == 1

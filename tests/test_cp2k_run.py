@@ -283,15 +283,27 @@ def test_single_point_labels_keep_vasp_labels(tmp_path):
     base.arrays["REF_forces"] = np.full((5, 3), 0.25)
     structures = tmp_path / "cp2k_subset_structures.extxyz"
     write(structures, [base], format="extxyz")
-    workdir = tmp_path / "sp" / "0"
-    args = [sys.executable, "-m", "workflow_scripts.cp2k.run", "single-point"]
-    args += ["--structure", str(structures), "--index", "0", "--settings", str(settings)]
-    args += ["--workdir", str(workdir), "--summary", str(workdir / "summary.json")]
+    # The rule's command: a batch (here of one structure), each index in its own folder.
+    root = tmp_path / "sp"
+    workdir, listing = root / "0", root / "batch_0.json"
+    args = [sys.executable, "-m", "workflow_scripts.cp2k.batch", "single-points"]
+    args += ["--structures", str(structures), "--indices", "0", "--settings", str(settings)]
+    args += ["--root", str(root), "--listing", str(listing), "--walltime-min", "30"]
     subprocess.run(args + ["--threads", "2"], cwd=REPO_ROOT, check=True, capture_output=True)
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["structure_hash"]
+    assert json.loads(listing.read_text())["points"] == [
+        {"index": 0, "summary": str(workdir / "summary.json"), "status": "done", "ran": True}
+    ]
+    # A rerun of the batch (e.g. after the listing was lost) finds it done: no CP2K.
+    listing.unlink()
+    subprocess.run(args + ["--threads", "2"], cwd=REPO_ROOT, check=True, capture_output=True)
+    assert json.loads(listing.read_text())["points"][0]["ran"] is False
+    assert [p.name for p in workdir.glob("run_*")] == ["run_000"]
     out = tmp_path / "cp2k_subset.extxyz"
     trajectory_main(
         ["mptrj-labels", "--structures", str(structures)]
-        + ["--workdirs", str(workdir)]
+        + ["--batches", str(listing)]
         + ["--out", str(out)]
     )
     (frame,) = read(out, index=":")

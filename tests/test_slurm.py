@@ -32,6 +32,10 @@ CONF_MARKER = "written by perovs-dopants scripts/local_slurm.sh"
 BIN_DIR = Path(sys.executable).parent  # the venv's snakemake and python
 
 CP2K_RULES = {"cp2k_relax", "cp2k_isolated_atom", "cp2k_mptrj_single_point"}
+# Rules whose jobs share SLURM jobs (profiles/slurm: group-components), and how many per job:
+# the profile's default, set explicitly below so a user's environment cannot change it.
+GROUPED_RULES = {"isolated_atoms": "cp2k_isolated_atom"}
+ATOMS_PER_SLURM_JOB = 6
 GPU_RULES = {
     "mace_foundation_model",
     "mace_train",
@@ -92,7 +96,21 @@ class SlurmJob:
 
 
 def _rule_from_comment(comment):
-    return comment.removeprefix("rule_").split("_wildcards_")[0]
+    """The rule of a SLURM job; a group job's comment is rule_<group>_<its rules>."""
+    name = comment.removeprefix("rule_").split("_wildcards_")[0]
+    for group, rule in GROUPED_RULES.items():
+        if name == f"{group}_{rule}":
+            return rule
+    return name
+
+
+def slurm_jobs_per_rule(job_counts):
+    """SLURM jobs per rule for Snakemake's job counts: grouped isolated atoms share jobs."""
+    expected = dict(job_counts)
+    atoms = expected.get("cp2k_isolated_atom", 0)
+    if atoms:
+        expected["cp2k_isolated_atom"] = -(-atoms // ATOMS_PER_SLURM_JOB)
+    return expected
 
 
 class SlurmRecorder:
@@ -166,8 +184,9 @@ class Run:
     def planned_outputs(self):
         """Rule -> output files of every job a (dry) run listed."""
         planned = {}
-        for rule, outputs in re.findall(
-            r"\nrule (\w+):\n(?:    .*\n)*?    output: (.*)\n", self.output
+        # group jobs (isolated atoms) list their members indented by four spaces
+        for _, rule, outputs in re.findall(
+            r"^( *)rule (\w+):\n(?:\1    .*\n)*?\1    output: (.*)$", self.output, re.M
         ):
             planned.setdefault(rule, []).extend(outputs.split(", "))
         return planned
@@ -201,6 +220,7 @@ class Workflow:
             **os.environ,
             "PATH": f"{BIN_DIR}:{os.environ['PATH']}",
             "XDG_CONFIG_HOME": str(self.config_home),
+            "PEROVS_SLURM_ATOMS_PER_JOB": str(ATOMS_PER_SLURM_JOB),
         }
 
     def install_profiles(self):
@@ -374,12 +394,14 @@ def first_run(workflow):
 
 def test_every_job_ran_on_its_partition_by_slurm_records(slurm_cluster, first_run):
     jobs = slurm_cluster.jobs_of(first_run.run_ids)
-    # Every job snakemake scheduled went through SLURM, and finished there.
+    # Every job snakemake scheduled went through SLURM, and finished there; the isolated atoms
+    # (one Snakemake job each) in one SLURM job (group isolated_atoms, up to 6 per job).
     submitted = Counter(job.rule for job in jobs)
-    assert submitted == first_run.job_counts
+    assert submitted == slurm_jobs_per_rule(first_run.job_counts)
     assert {job.state for job in jobs} == {"COMPLETED"}
     assert submitted["cp2k_relax"] == 1
-    assert submitted["cp2k_isolated_atom"] == len(INITIAL_ELEMENTS)
+    assert first_run.job_counts["cp2k_isolated_atom"] == len(INITIAL_ELEMENTS)
+    assert submitted["cp2k_isolated_atom"] == 1
     assert submitted["standin_label"] == 1
     assert submitted["mace_foundation_model"] == 1
     assert submitted["mace_predict"] == 1
@@ -388,7 +410,7 @@ def test_every_job_ran_on_its_partition_by_slurm_records(slurm_cluster, first_ru
     for job in jobs:
         assert completion_log[job.job_id] == job.partition, job
         if job.rule in CP2K_RULES:
-            # MPI: 2 tasks x 1 CPU, no GPU
+            # MPI: 2 tasks x 1 CPU, no GPU (grouped atoms too: they run one after the other)
             assert (job.partition, job.gres, job.cpus) == ("cpu", "N/A", 2), job
         elif job.rule in GPU_RULES:
             assert job.partition == "gpu", job

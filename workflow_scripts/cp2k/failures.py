@@ -46,6 +46,8 @@ CLI::
 
     python -m workflow_scripts.cp2k.failures check --job relax --max-failed-fraction 0.05 \\
         --out results/cp2k/failures/relax.csv results/cp2k/relax/*/*/summary.json
+    python -m workflow_scripts.cp2k.failures check --job single_point ... \\
+        results/cp2k/mptrj_sp/batch_0.json ...     (batch listings: the summaries they name)
     python -m workflow_scripts.cp2k.failures combine --out results/cp2k/failures.csv \\
         results/cp2k/failures/relax.csv results/cp2k/failures/isolated_atom.csv ...
 """
@@ -353,7 +355,12 @@ def parse_args(argv=None):
     check.add_argument("--job", choices=list(JOBS), required=True)
     check.add_argument("--max-failed-fraction", type=float, required=True)
     check.add_argument("--out", required=True, type=Path)
-    check.add_argument("summaries", nargs="*", type=Path, help="every summary.json of that kind")
+    check.add_argument(
+        "summaries",
+        nargs="*",
+        type=Path,
+        help="every summary.json of that kind, or batch listings naming them (single points)",
+    )
     combine = sub.add_parser("combine", help="per-kind CSVs -> results/cp2k/failures.csv")
     combine.add_argument("--out", required=True, type=Path)
     combine.add_argument("parts", nargs="*", type=Path)
@@ -362,15 +369,18 @@ def parse_args(argv=None):
 
 def run(args) -> list[dict]:
     if args.command == "check":
-        rows = failure_rows(args.summaries, args.job)
+        from workflow_scripts.cp2k.batch import expand_summaries
+
+        summaries = expand_summaries(args.summaries)
+        rows = failure_rows(summaries, args.job)
         for row in rows:
             log.warning("failed: %s", row_label(row))
-        check_fraction(rows, len(args.summaries), args.max_failed_fraction, args.job)
+        check_fraction(rows, len(summaries), args.max_failed_fraction, args.job)
         write_rows(rows, args.out)
         log.info(
             "%d of %d %s jobs failed (limit %g): %s",
             len(rows),
-            len(args.summaries),
+            len(summaries),
             args.job,
             args.max_failed_fraction,
             args.out,

@@ -56,6 +56,7 @@ NON_PHYSICS_KEYS = (
     "walltime_margin_min",
     "resources",
     "failures",
+    "batch",
 )
 
 
@@ -455,7 +456,6 @@ def render_input(
 
 def load_structure(path: Path | str, index: int | None = None):
     """ASE atoms (with initial moments) and metadata from a pymatgen JSON or an extxyz file."""
-    import numpy as np
     from ase import Atoms
 
     path = Path(path)
@@ -480,14 +480,21 @@ def load_structure(path: Path | str, index: int | None = None):
     index = 0 if index is None else index
     if not 0 <= index < len(frames):
         raise InputError(f"{path}: no frame {index} (the file has {len(frames)})")
-    atoms = frames[index]
-    # initial moments: an explicit array, else the reference's converged moments (MPtrj's
-    # VASP moments, REF_magmom, start the CP2K single point in VASP's spin state)
+    atoms = with_initial_moments(frames[index])
+    return atoms, dict(atoms.info)
+
+
+def with_initial_moments(atoms):
+    """Initial moments of an extxyz frame: an explicit array, else the reference's converged
+    moments (MPtrj's VASP moments, REF_magmom, start the CP2K single point in VASP's spin
+    state)."""
+    import numpy as np
+
     for key in ("initial_magmoms", "magmoms", "magmom", "REF_magmom"):
         if key in atoms.arrays:
             atoms.set_initial_magnetic_moments(np.asarray(atoms.arrays[key], dtype=float))
             break
-    return atoms, dict(atoms.info)
+    return atoms
 
 
 @dataclass
@@ -619,9 +626,8 @@ def load_settings(path: str | Path, runtime: str | Path | None = None) -> dict:
     if runtime is not None:
         settings.update(json.loads(Path(runtime).read_text()))
     settings.pop("run_label", None)
-    missing = [
-        k for k in NON_PHYSICS_KEYS if k not in settings and k not in ("resources", "failures")
-    ]
+    optional = ("resources", "failures", "batch")
+    missing = [k for k in NON_PHYSICS_KEYS if k not in settings and k not in optional]
     if missing:
         raise KeyError(f"{path}: no {', '.join(missing)} (pass --runtime-settings)")
     return settings

@@ -37,6 +37,8 @@ CLI (``--threads`` from Snakemake's ``{threads}``; ``--walltime-min`` from the r
         --workdir results/cp2k/relax/H/D --summary results/cp2k/relax/H/D/summary.json --threads 2
     python -m workflow_scripts.cp2k.run single-point --structure S.extxyz --index 3 ...
     python -m workflow_scripts.cp2k.run isolated-atom --element Ti ...
+
+MPtrj single points run several to a job, each in its own folder: :mod:`.batch`.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def cp2k_command(settings: dict) -> list[str]:
 def cp2k_environment(settings: dict, threads: int) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(max(1, threads // settings["mpi_ranks"]))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # busy-waiting threads halve speed (docs/cp2k_behaviour.md)
+    # busy-waiting threads halve speed (docs/cp2k_behaviour.md)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if settings["mpi_launcher"] == "mpirun" and os.geteuid() == 0:
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
@@ -645,6 +648,81 @@ def _terminate_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through custodian; `finally` stops CP2K
 
 
+def structure_hash(atoms) -> str:
+    """Identity of an input structure as read (species, cell, positions, initial moments),
+    recorded in the summary: a batch of single points (:mod:`.batch`) skips a structure whose
+    summary has the current settings and structure hashes."""
+    import hashlib
+
+    parts = [
+        " ".join(atoms.get_chemical_symbols()),
+        " ".join(f"{x:.8f}" for x in atoms.cell.array.ravel()),
+        " ".join(f"{x:.8f}" for x in atoms.positions.ravel()),
+        " ".join(f"{x:.4f}" for x in atoms.get_initial_magnetic_moments()),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def run_task(
+    task: str,
+    workdir: Path | str,
+    summary_path: Path | str,
+    settings: dict,
+    threads: int = 1,
+    deadline: float | None = None,
+    *,
+    atoms=None,
+    element: str | None = None,
+) -> int:
+    """One calculation: build its input, run or resume it, write its summary. ``atoms`` for a
+    relaxation or single point, ``element`` for an isolated atom. Returns the exit code: 0 done
+    or failed for good (summary written), 1 stopped for a transient reason (no summary; a
+    rerun resumes), 2 an input that is a mistake (no summary)."""
+    workdir = Path(workdir)
+    identity = {} if atoms is None else {"structure_hash": structure_hash(atoms)}
+    try:
+        if task == "isolated_atom":
+            calc = prepare_isolated_atom(element, settings)
+        else:
+            calc = prepare(task, atoms, settings)
+    except NoBasisError as error:
+        failure = DftFailure("no_basis", str(error))
+        plan = Plan(workdir, None, settings, threads)
+        return _write_summary(summary_path, {**failed_summary(plan, failure, task), **identity})
+    except (InputError, BasisError, KeyError) as error:
+        logger.error("cannot build the CP2K input: %s", error)
+        return 2
+    plan = Plan(workdir, calc, settings, threads, deadline)
+    try:
+        summary = run_calculation(plan)
+    except (Cp2kRunError, ScfLadderExhausted) as error:
+        logger.error("%s", error)
+        return 1
+    return _write_summary(summary_path, {**summary, **identity})
+
+
+def runtime_settings(path, runtime_path=None, mpi_launcher=None, mpi_ranks=None) -> dict:
+    """The settings files, with the launcher and ranks the rule passes on top."""
+    settings = load_settings(path, runtime_path)
+    if mpi_launcher:
+        settings["mpi_launcher"] = mpi_launcher
+    if mpi_ranks:
+        settings["mpi_ranks"] = mpi_ranks
+    return settings
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every CP2K command line shares (settings, threads, wall time, MPI)."""
+    parser.add_argument("--settings", required=True, help="results/config/dft.json")
+    parser.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--walltime-min", type=float, default=None, help="job runtime limit")
+    parser.add_argument(
+        "--mpi-launcher", choices=["none", "srun", "mpirun"], help="overrides dft.mpi_launcher"
+    )
+    parser.add_argument("--mpi-ranks", type=int, help="overrides dft.mpi_ranks")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.cp2k.run")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -655,49 +733,36 @@ def main(argv=None) -> int:
         else:
             task.add_argument("--structure", required=True, help="pymatgen JSON or extxyz")
             task.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
-        task.add_argument("--settings", required=True, help="results/config/dft.json")
-        task.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
         task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
         task.add_argument("--summary", required=True, help="summary JSON written on success")
-        task.add_argument("--threads", type=int, default=1)
-        task.add_argument("--walltime-min", type=float, default=None, help="job runtime limit")
-        task.add_argument(
-            "--mpi-launcher", choices=["none", "srun", "mpirun"], help="overrides dft.mpi_launcher"
-        )
-        task.add_argument("--mpi-ranks", type=int, help="overrides dft.mpi_ranks")
+        add_launch_arguments(task)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     task = TASK_NAMES[args.command]
-    settings = None
+    atoms = None
     try:
-        settings = load_settings(args.settings, args.runtime_settings)
-        if args.mpi_launcher:
-            settings["mpi_launcher"] = args.mpi_launcher
-        if args.mpi_ranks:
-            settings["mpi_ranks"] = args.mpi_ranks
-        if task == "isolated_atom":
-            calc = prepare_isolated_atom(args.element, settings)
-        else:
+        settings = runtime_settings(
+            args.settings, args.runtime_settings, args.mpi_launcher, args.mpi_ranks
+        )
+        if task != "isolated_atom":
             atoms, _ = load_structure(args.structure, args.index)
-            calc = prepare(task, atoms, settings)
-    except NoBasisError as error:
-        failure = DftFailure("no_basis", str(error))
-        plan = Plan(Path(args.workdir), None, settings, args.threads)
-        return _write_summary(args.summary, failed_summary(plan, failure, task))
-    except (InputError, BasisError, KeyError) as error:
+    except (InputError, KeyError) as error:
         logger.error("cannot build the CP2K input: %s", error)
         return 2
     deadline = None
     if args.walltime_min:
         deadline = time.time() + 60 * (args.walltime_min - settings["walltime_margin_min"])
-    plan = Plan(Path(args.workdir), calc, settings, args.threads, deadline)
-    try:
-        summary = run_calculation(plan)
-    except (Cp2kRunError, ScfLadderExhausted) as error:
-        logger.error("%s", error)
-        return 1
-    return _write_summary(args.summary, summary)
+    return run_task(
+        task,
+        args.workdir,
+        args.summary,
+        settings,
+        args.threads,
+        deadline,
+        atoms=atoms,
+        element=getattr(args, "element", None),
+    )
 
 
 def _write_summary(path, summary: dict) -> int:

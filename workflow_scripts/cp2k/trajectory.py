@@ -20,7 +20,9 @@ CLI::
     python -m workflow_scripts.cp2k.trajectory atoms --workdirs results/cp2k/atoms/Ti ... \
         --dataset Perovs-Dopants --out results/dataset/isolated_atoms.extxyz
     python -m workflow_scripts.cp2k.trajectory mptrj-labels --structures S.extxyz \
-        --workdirs results/cp2k/mptrj_sp/0 ... --out results/reference/MPtrj/cp2k_subset.extxyz
+        --batches results/cp2k/mptrj_sp/batch_0.json ... \
+        --out results/reference/MPtrj/cp2k_subset.extxyz
+    (or --workdirs results/cp2k/mptrj_sp/0 ...: the single points' folders, in index order)
 """
 
 from __future__ import annotations
@@ -348,7 +350,10 @@ def main(argv=None) -> int:
     atoms.add_argument("--out", required=True)
     mptrj = sub.add_parser("mptrj-labels", help="CP2K single points of the MPtrj subset")
     mptrj.add_argument("--structures", required=True)
-    mptrj.add_argument("--workdirs", nargs="*", default=[])
+    mptrj.add_argument("--workdirs", nargs="*", default=[], help="folders, in index order")
+    mptrj.add_argument(
+        "--batches", nargs="*", default=[], help="batch listings (results/cp2k/mptrj_sp/batch_*)"
+    )
     mptrj.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     from workflow_scripts.cp2k.failures import failed_summary_of, read_summary
@@ -385,7 +390,10 @@ def main(argv=None) -> int:
                     "every frame with this element"
                 )
     else:
+        from workflow_scripts.cp2k.batch import listed_summaries
+
         workdirs = [Path(w) for w in args.workdirs]
+        workdirs += [path.parent for path in listed_summaries(args.batches)]
         frames, skipped = mptrj_labelled_frames(args.structures, workdirs)
         write_extxyz(frames, args.out)
         failed = [i for i in skipped if failed_summary_of(workdirs[i])]

@@ -6,9 +6,10 @@ look-alikes that go through the same ingestion code:
 1. ``build``: a few hundred bulk structures of the demo chemistry (cubic perovskites of
    Sr/Ba/Cs/Rb on A, Ti/Zr/Sn/Pb on B, O/Br on X, and the related binaries and elements;
    no doped supercells: MPtrj holds none of the Perovs-Dopants structures, and a stand-in that
-   did would put the dopant structures inside the pretraining distribution), each a "material" with several frames: the ideal cell
-   (MPtrj's relaxed frame) and rattled, strained copies (MPtrj's relaxation steps; OMat24's
-   rattled structures). Every name carries "stand-in".
+   did would put the dopant structures inside the pretraining distribution), each a
+   "material" with several frames: the ideal cell (MPtrj's relaxed frame) and rattled,
+   strained copies (MPtrj's relaxation steps; OMat24's rattled structures). Every name
+   carries "stand-in".
 2. ``label``: energies, forces, stresses and magnetic moments from CHGNet (its weights ship in
    the chgnet wheel; nothing is downloaded). These are CHGNet numbers, not DFT.
 3. ``mptrj-json``: MPtrj's exact layout ``{mp_id: {frame_id: {structure, uncorrected_total_energy,
