@@ -438,6 +438,7 @@ def test_added_substituent_schedules_only_new_dft_and_downstream(workflow, first
         "defect_structure": 1,
         "cp2k_relax": 1,
         "cp2k_isolated_atom": 1,
+        "cp2k_failures_check": 2,  # the relax and isolated-atom failure checks see a new job
         "trajectory": 1,
         "isolated_atoms_dataset": 1,
         "dataset_splits": 1,
@@ -487,6 +488,7 @@ def test_cancelled_job_fails_and_rerun_recovers_without_redoing_dft(
     # finished in the cancelled run (keep-going), the first relaxation long before.
     assert rerun.job_counts == {
         "cp2k_relax": 1,
+        "cp2k_failures_check": 1,  # the relax failure check sees the finished relaxation
         "trajectory": 1,
         "dataset_splits": 1,
         "mace_predict": 1,
