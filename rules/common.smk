@@ -10,6 +10,7 @@ from workflow_scripts.config import ConfigError, validate_config
 from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
 from workflow_scripts.defects import plan_defects
 from workflow_scripts.elements import ATOMIC_NUMBER, cp2k_can_compute
+from workflow_scripts.host_cells import equivalent_kpoints
 
 BASE_DIR = Path(workflow.basedir)
 
@@ -99,6 +100,19 @@ def host_cell_spec(host):
 
 def host_supercell(host):
     return host_spec(host).get("supercell", config["defects"]["supercell"])
+
+
+def supercell_host_file(host):
+    """The host cell the supercells repeat: CP2K-relaxed unless dft.host_cell.relax is off."""
+    if config["dft"]["host_cell"]["relax"]:
+        return f"results/hosts/relaxed/{host}.json"
+    return f"results/hosts/{host}.json"
+
+
+def host_cell_kpoints(host):
+    """The host cell's k-mesh as CLI words: as dense as dft.kpoints in the supercell."""
+    mesh = equivalent_kpoints(config["dft"]["kpoints"], host_supercell(host))
+    return "" if mesh is None else "--kpoints " + " ".join(map(str, mesh))
 
 
 def host_structure_input(wildcards):

@@ -14,6 +14,38 @@ of one kind failed. results/cp2k/failures.csv lists every failed job (in the rep
 CP2K = config["dft"]["resources"]
 
 
+rule cp2k_host_cell:
+    """CELL_OPT of one host at the run's settings, before its supercells are built
+    (dft.host_cell; workflow_scripts/host_cells.py)."""
+    input:
+        structure="results/hosts/{host}.json",
+        settings=section_file("dft"),
+    output:
+        "results/cp2k/host_cell/{host}/summary.json",
+    log:
+        "logs/cp2k/host_cell/{host}.log",
+    benchmark:
+        "results/benchmarks/cp2k/host_cell/{host}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: CP2K["threads"]
+    resources:
+        mem_mb=CP2K["mem_mb"],
+        runtime=CP2K["relax_runtime_min"],
+        mpi=config["dft"]["mpi_launcher"],
+        tasks=config["dft"]["mpi_ranks"],
+    params:
+        workdir=lambda wildcards, output: Path(output[0]).parent,
+        runtime=dft_runtime_file(),
+        kpoints=lambda wildcards: host_cell_kpoints(wildcards.host),
+    shell:
+        "python -m workflow_scripts.cp2k.run cell-relax --structure {input.structure}"
+        " {params.kpoints} --settings {input.settings} --runtime-settings {params.runtime}"
+        " --workdir {params.workdir} --summary {output}"
+        " --threads {threads} --walltime-min {resources.runtime}"
+        " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
+
+
 rule cp2k_relax:
     input:
         structure="results/structures/{host}/{defect}.json",

@@ -23,9 +23,34 @@ rule host_structure:
         " --spec {params.spec} --structure-files {input} --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
 
 
-rule defect_structure:
+rule relaxed_host:
+    """The host with the cell and positions of its CP2K cell relaxation; the lattice change
+    is in its properties and in results/hosts/manifest.csv."""
     input:
         host="results/hosts/{host}.json",
+        summary="results/cp2k/host_cell/{host}/summary.json",  # rule cp2k_host_cell
+    output:
+        json="results/hosts/relaxed/{host}.json",
+        cif="results/hosts/relaxed/{host}.cif",
+    log:
+        "logs/structures/relaxed_host_{host}.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        workdir=lambda wildcards, input: Path(input.summary).parent,
+    shell:
+        "python -m workflow_scripts.host_cells relaxed --host-json {input.host}"
+        " --workdir {params.workdir} --summary {input.summary}"
+        " --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
+
+
+rule defect_structure:
+    input:
+        host=lambda wildcards: supercell_host_file(wildcards.host),
     output:
         json="results/structures/{host}/{defect}.json",
         cif="results/structures/{host}/{defect}.cif",
@@ -70,7 +95,7 @@ rule host_manifest:
     the study's window (materials_project.band_gap). Not an input of any DFT job: a corrected
     gap or window rewrites this table only."""
     input:
-        expand("results/hosts/{host}.json", host=host_names()),
+        [supercell_host_file(host) for host in host_names()],
     output:
         "results/hosts/manifest.csv",
     log:

@@ -6,6 +6,7 @@
         --defect '{...DefectSpec...}' --supercell 2 2 2 --out-json X.json --out-cif X.cif
     python -m workflow_scripts.structures manifest --out manifest.csv STRUCTURE.json ...
     python -m workflow_scripts.structures host-manifest --gap-window 1 3 --out h.csv HOST.json
+        (HOST.json: results/hosts/relaxed/{host}.json when the host cells are relaxed)
     python -m workflow_scripts.structures materials-project --settings mp.json --out-folder DIR
 """
 
@@ -76,6 +77,11 @@ HOST_MANIFEST_COLUMNS = (
     "n_sites",
     "lattice_a_angstrom",
     "lattice_constant_source",
+    "cell_relaxation",
+    "initial_lattice_a_angstrom",
+    "lattice_a_change_percent",
+    "volume_change_percent",
+    "final_pressure_gpa",
     "pbe_band_gap_ev",
     "pbe_band_gap_source",
     "gap_window_ev",
@@ -92,6 +98,7 @@ def host_manifest_rows(host_jsons: list[Path], gap_window: tuple[float, float]) 
         structure = read_structure(path)
         facts = host_properties(structure)
         inside = in_gap_window(facts["pbe_band_gap_ev"], gap_window)
+        relaxation = structure.properties.get("cell_relaxation") or {}
         rows.append(
             {
                 "host": structure.properties.get("host", Path(path).stem),
@@ -101,6 +108,12 @@ def host_manifest_rows(host_jsons: list[Path], gap_window: tuple[float, float]) 
                 "n_sites": len(structure),
                 "lattice_a_angstrom": round(structure.lattice.a, 4),
                 "lattice_constant_source": facts["lattice_constant_source"],
+                # a = the cell the supercells repeat; the CP2K cell relaxation's change of it
+                "cell_relaxation": relaxation.get("status", "not relaxed"),
+                "initial_lattice_a_angstrom": relaxation.get("initial_abc_angstrom", [""])[0],
+                "lattice_a_change_percent": relaxation.get("abc_change_percent", [""])[0],
+                "volume_change_percent": relaxation.get("volume_change_percent", ""),
+                "final_pressure_gpa": relaxation.get("final_pressure_gpa", ""),
                 "pbe_band_gap_ev": ""
                 if facts["pbe_band_gap_ev"] is None
                 else facts["pbe_band_gap_ev"],

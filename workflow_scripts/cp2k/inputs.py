@@ -40,7 +40,12 @@ from workflow_scripts.cp2k.magnetism import (
 from workflow_scripts.cp2k.scf import ScfStrategy, added_mos, base_strategy, strategy
 from workflow_scripts.elements import ATOMIC_NUMBER
 
-TASKS = ("relax", "single_point", "isolated_atom")
+TASKS = ("relax", "cell_relax", "single_point", "isolated_atom")
+# Tasks with an optimiser: CP2K run type and the MOTION subsection that configures it.
+OPTIMISATIONS = {"relax": "GEO_OPT", "cell_relax": "CELL_OPT"}
+# Settings that only one task reads: left out of the other tasks' settings hash, so adding
+# them (or changing them) redoes no other DFT job.
+TASK_ONLY_KEYS = {"host_cell": "cell_relax"}
 PROJECT = "cp2k"
 INPUT_NAME = "cp2k.inp"
 OUTPUT_NAME = "cp2k.out"
@@ -140,9 +145,12 @@ def dft_settings(overrides: dict | None = None) -> dict:
     return validate_schema(overrides or {}, load_schema()["properties"]["dft"])
 
 
-def settings_hash(settings: dict) -> str:
-    """12 hex digits identifying the physics of the settings (not where/how CP2K runs)."""
-    physics = {k: v for k, v in settings.items() if k not in NON_PHYSICS_KEYS + ("run_label",)}
+def settings_hash(settings: dict, task: str | None = None) -> str:
+    """12 hex digits identifying the physics of the settings (not where/how CP2K runs) for
+    ``task`` (keys only another task reads are left out)."""
+    skip = NON_PHYSICS_KEYS + ("run_label",)
+    skip += tuple(key for key, owner in TASK_ONLY_KEYS.items() if owner != task)
+    physics = {k: v for k, v in settings.items() if k not in skip}
     text = json.dumps(physics, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -218,14 +226,14 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
         apply_magmom_overrides(atoms, settings)
         atoms.set_initial_magnetic_moments(effective_moments(atoms.get_initial_magnetic_moments()))
         spin = spin_state(atoms, basis, settings["spin_polarized"])
-        if task == "relax":
+        if task in OPTIMISATIONS:  # a host cell: the caller sets the host's mesh
             kpoints = tuple(settings["kpoints"]) if settings["kpoints"] else None
             if kpoints == (1, 1, 1):
                 kpoints = None
         else:
             kpoints = kpoint_mesh(atoms.cell, settings["single_point"]["kpoint_spacing"])
         base_scf = base_strategy(settings["scf"], uses_kpoints=kpoints is not None)
-        stress = bool(settings["print_stress"])
+        stress = bool(settings["print_stress"]) or task == "cell_relax"
         if spin.polarized and atoms.get_initial_magnetic_moments().any():
             # one kind per element and moment, with MAGNETIZATION (isolated atoms: the
             # multiplicity alone, their spin is the atom's ground state)
@@ -247,7 +255,7 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
         kpoints,
         base_scf,
         stress,
-        settings_hash(settings),
+        settings_hash(settings, task),
         atom_kinds,
         kinds,
     )
@@ -263,19 +271,31 @@ def prepare_isolated_atom(element: str, settings: dict, data_dir: Path | None = 
 def _global(calc: Calculation, walltime_s: float | None) -> Section:
     glob = Section("GLOBAL")
     glob.set("PROJECT", PROJECT)
-    glob.set("RUN_TYPE", "GEO_OPT" if calc.task == "relax" else "ENERGY_FORCE")
+    glob.set("RUN_TYPE", OPTIMISATIONS.get(calc.task, "ENERGY_FORCE"))
     glob.set("PRINT_LEVEL", "LOW")
     if walltime_s:
         glob.set("WALLTIME", int(walltime_s))
     return glob
 
 
-def _motion(settings: dict, max_iter: int) -> Section:
+def _motion(calc: Calculation, settings: dict, max_iter: int) -> Section:
     from workflow_scripts.cp2k.units import ev_per_angstrom_to_hartree_per_bohr
 
     geo = settings["geo_opt"]
+    run_type = OPTIMISATIONS[calc.task]
     motion = Section("MOTION")
-    opt = motion.section("GEO_OPT")
+    opt = motion.section(run_type)
+    if calc.task == "cell_relax":
+        host_cell = settings["host_cell"]
+        opt.set("TYPE", "DIRECT_CELL_OPT")
+        if _cubic_symmetry(calc, settings):  # with CELL/SYMMETRY CUBIC (_subsys)
+            opt.set("KEEP_SYMMETRY", True)
+        else:
+            opt.set("KEEP_ANGLES", True)
+        # CP2K's EXTERNAL_PRESSURE defaults to 100 bar, not 0: set it (bar)
+        opt.set("EXTERNAL_PRESSURE", 0.0)
+        opt.set("PRESSURE_TOLERANCE", float(host_cell["pressure_tolerance"]))
+        opt.comments.append("pressures in bar; positions relax with the GEO_OPT criteria")
     max_force = ev_per_angstrom_to_hartree_per_bohr(geo["max_force"])
     opt.comments.append(
         f"MAX_FORCE {geo['max_force']} eV/A = {max_force:.6e} Hartree/bohr (ase.units, CODATA "
@@ -292,10 +312,23 @@ def _motion(settings: dict, max_iter: int) -> Section:
     printing = motion.section("PRINT")
     names = ["TRAJECTORY", "FORCES", "CELL"] + (["STRESS"] if settings["print_stress"] else [])
     for name in names:
-        printing.section(name).section("EACH").set("GEO_OPT", 1)
+        printing.section(name).section("EACH").set(run_type, 1)
     printing.section("RESTART").set("BACKUP_COPIES", 0)
     printing.section("RESTART_HISTORY", "OFF")
     return motion
+
+
+def _cubic_symmetry(calc: Calculation, settings: dict) -> bool:
+    """A cubic host cell kept cubic (CELL/SYMMETRY CUBIC + KEEP_SYMMETRY)."""
+    if calc.task != "cell_relax" or not settings["host_cell"]["keep_symmetry"]:
+        return False
+    import numpy as np
+
+    lengths_angles = calc.atoms.cell.cellpar()
+    return bool(
+        np.allclose(lengths_angles[:3], lengths_angles[0], rtol=1e-6)
+        and np.allclose(lengths_angles[3:], 90.0, atol=1e-6)
+    )
 
 
 def empty_orbitals(atoms, basis: dict, spin: SpinState) -> int:
@@ -377,13 +410,15 @@ def _dft(calc: Calculation, settings: dict, scf: ScfStrategy, wfn_restart: str |
     return dft
 
 
-def _subsys(calc: Calculation) -> Section:
+def _subsys(calc: Calculation, settings: dict) -> Section:
     atoms = calc.atoms
     subsys = Section("SUBSYS")
     cell = subsys.section("CELL")
     for name, vector in zip("ABC", atoms.cell, strict=True):
         cell.set(name, [f"{x:.10f}" for x in vector])
     cell.set("PERIODIC", "XYZ")
+    if _cubic_symmetry(calc, settings):
+        cell.set("SYMMETRY", "CUBIC")  # kept by MOTION/CELL_OPT/KEEP_SYMMETRY
     coord = subsys.section("COORD")
     symbols = atoms.get_chemical_symbols()
     names = list(calc.atom_kinds) or symbols
@@ -413,6 +448,11 @@ def _subsys(calc: Calculation) -> Section:
     return subsys
 
 
+def optimiser_max_iter(task: str, settings: dict) -> int:
+    """Optimiser steps over all attempts of a relaxation or host cell relaxation."""
+    return settings["host_cell" if task == "cell_relax" else "geo_opt"]["max_iter"]
+
+
 def render_input(
     calc: Calculation,
     settings: dict,
@@ -434,7 +474,7 @@ def render_input(
     if calc.stress:
         force_eval.set("STRESS_TENSOR", "ANALYTICAL")
     force_eval.sections.append(_dft(calc, settings, scf, wfn_restart))
-    force_eval.sections.append(_subsys(calc))
+    force_eval.sections.append(_subsys(calc, settings))
     printing = force_eval.section("PRINT")
     printing.section("FORCES", "ON").set("NDIGITS", 12)
     if calc.stress:
@@ -445,8 +485,8 @@ def render_input(
         f"k-points {'x'.join(map(str, calc.kpoints)) if calc.kpoints else 'Gamma only'}",
     ]
     lines = header + glob.render()
-    if calc.task == "relax":
-        lines += _motion(settings, max_iter or settings["geo_opt"]["max_iter"]).render()
+    if calc.task in OPTIMISATIONS:
+        lines += _motion(calc, settings, max_iter or optimiser_max_iter(calc.task, settings)).render()
     lines += force_eval.render()
     return "\n".join(lines) + "\n"
 

@@ -427,3 +427,26 @@ def read_positions(path: Path | str, n_atoms: int, allow_incomplete: bool = Fals
         )
         number += n_atoms + 2
     return frames
+
+
+def read_cells(path: Path | str, allow_incomplete: bool = False) -> dict[int, np.ndarray]:
+    """Cell of each step from ``PROJECT-1.cell`` (MOTION/PRINT/CELL: ``step time Ax Ay Az Bx
+    ... Cz volume``, Å; a cell optimisation writes steps 1, 2, ..., step 0 is the input's).
+    A last line without its newline (a cut file) is dropped when ``allow_incomplete``."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
+    if lines[-1] and allow_incomplete:  # no newline after the last line: unfinished
+        lines = lines[:-1]
+    cells = {}
+    for number, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith("#"):
+            continue
+        if len(tokens) != 12 or not tokens[0].isdigit():
+            raise Cp2kParseError(f"{path}: line {number}: not a 12-column cell row: {line!r}")
+        values = [_number(t, path, f"line {number}") for t in tokens[2:11]]
+        cells[int(tokens[0])] = np.array(values, dtype=float).reshape(3, 3)
+    return cells

@@ -35,6 +35,8 @@ CLI (``--threads`` from Snakemake's ``{threads}``; ``--walltime-min`` from the r
 
     python -m workflow_scripts.cp2k.run relax --structure S.json --settings dft.json \
         --workdir results/cp2k/relax/H/D --summary results/cp2k/relax/H/D/summary.json --threads 2
+    python -m workflow_scripts.cp2k.run cell-relax --structure results/hosts/H.json \
+        --kpoints 2 2 2 ...            (a host cell: CELL_OPT, frames with their cells)
     python -m workflow_scripts.cp2k.run single-point --structure S.extxyz --index 3 ...
     python -m workflow_scripts.cp2k.run isolated-atom --element Ti ...
 
@@ -70,7 +72,9 @@ from workflow_scripts.cp2k.inputs import (
     Calculation,
     InputError,
     load_settings,
+    OPTIMISATIONS,
     load_structure,
+    optimiser_max_iter,
     prepare,
     prepare_isolated_atom,
     render_input,
@@ -90,7 +94,12 @@ from workflow_scripts.cp2k.units import HARTREE_TO_EV
 
 logger = logging.getLogger("workflow_scripts.cp2k.run")
 CUSTODIAN_LOG = "custodian.json"
-TASK_NAMES = {"relax": "relax", "single-point": "single_point", "isolated-atom": "isolated_atom"}
+TASK_NAMES = {
+    "relax": "relax",
+    "cell-relax": "cell_relax",
+    "single-point": "single_point",
+    "isolated-atom": "isolated_atom",
+}
 
 
 class Cp2kRunError(RuntimeError):
@@ -116,6 +125,7 @@ class NextAttempt:
     scf_level: int
     wfn_from: Path | None
     reason: str
+    cell: object = None  # (3, 3) Å of the restart frame (a cell relaxation); None: the input's
 
 
 def cp2k_command(settings: dict) -> list[str]:
@@ -222,14 +232,18 @@ def next_attempt(plan: Plan) -> NextAttempt | None:
         wfn_from = None if last.output.aborted else _wavefunction(dirs[-1])
         reason = f"{dirs[-1].name} stopped before finishing ({_stop_reason(last)}): resume"
     if restart is None:  # nothing complete: the same start again
-        return NextAttempt(number, last.start_step, _start_positions(last), level, wfn_from, reason)
-    return NextAttempt(number, restart.step, restart.positions, level, wfn_from, reason)
+        positions, cell = _start_geometry(last)
+        return NextAttempt(number, last.start_step, positions, level, wfn_from, reason, cell)
+    return NextAttempt(
+        number, restart.step, restart.positions, level, wfn_from, reason, restart.cell
+    )
 
 
-def _start_positions(attempt: Attempt):
+def _start_geometry(attempt: Attempt):
     from workflow_scripts.cp2k.parse import read_input_geometry
 
-    return read_input_geometry(attempt.run_dir / INPUT_NAME).positions
+    geometry = read_input_geometry(attempt.run_dir / INPUT_NAME)
+    return geometry.positions, geometry.cell
 
 
 def _stop_reason(attempt: Attempt) -> str:
@@ -263,7 +277,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _max_iter(plan: Plan, start_step: int) -> int:
     # BFGS counts steps over all attempts; at least one so a re-evaluation can happen.
-    return max(1, plan.settings["geo_opt"]["max_iter"] - start_step)
+    return max(1, optimiser_max_iter(plan.calc.task, plan.settings) - start_step)
 
 
 def create_attempt(plan: Plan, nxt: NextAttempt) -> Path:
@@ -272,6 +286,8 @@ def create_attempt(plan: Plan, nxt: NextAttempt) -> Path:
     run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a folder
     calc = plan.calc
     atoms = calc.atoms.copy()
+    if nxt.cell is not None:  # a cell relaxation resumes in the cell it had reached
+        atoms.set_cell(nxt.cell, scale_atoms=False)
     atoms.positions = nxt.positions
     attempt_calc = Calculation(**{**calc.__dict__, "atoms": atoms})
     wfn_name = None
@@ -283,7 +299,7 @@ def create_attempt(plan: Plan, nxt: NextAttempt) -> Path:
         walltime_s = plan.deadline - time.time()
         if walltime_s < 60:
             raise Cp2kRunError("less than a minute of walltime left: not starting CP2K")
-    max_iter = _max_iter(plan, nxt.start_step) if calc.task == "relax" else None
+    max_iter = _max_iter(plan, nxt.start_step) if calc.task in OPTIMISATIONS else None
     text = render_input(
         attempt_calc,
         plan.settings,
@@ -619,7 +635,7 @@ def failed_summary(plan: Plan, failure: DftFailure, task: str | None = None) -> 
 def kept_frames(frames, task: str | None, first_excluded_step: int | None) -> list:
     """Frames of a failed job that still count: a relaxation's converged steps before the
     first excluded one (a blown-up geometry); no frame of a failed single point or atom."""
-    if task != "relax":
+    if task not in OPTIMISATIONS:
         return []
     return [f for f in frames if first_excluded_step is None or f.step < first_excluded_step]
 
@@ -733,6 +749,10 @@ def main(argv=None) -> int:
         else:
             task.add_argument("--structure", required=True, help="pymatgen JSON or extxyz")
             task.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
+        if name == "cell-relax":
+            task.add_argument(
+                "--kpoints", type=int, nargs=3, default=None, help="host mesh (default: Γ)"
+            )
         task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
         task.add_argument("--summary", required=True, help="summary JSON written on success")
         add_launch_arguments(task)
@@ -747,6 +767,8 @@ def main(argv=None) -> int:
         )
         if task != "isolated_atom":
             atoms, _ = load_structure(args.structure, args.index)
+        if task == "cell_relax":  # the host cell's own mesh (part of its settings hash)
+            settings["kpoints"] = args.kpoints
     except (InputError, KeyError) as error:
         logger.error("cannot build the CP2K input: %s", error)
         return 2

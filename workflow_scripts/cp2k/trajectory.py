@@ -38,6 +38,7 @@ import numpy as np
 from workflow_scripts.cp2k.parse import (
     Cp2kOutput,
     Cp2kParseError,
+    read_cells,
     read_input_geometry,
     read_output,
     read_positions,
@@ -49,6 +50,8 @@ RESULT_FILE = "attempt_result.json"
 INPUT_NAME = "cp2k.inp"
 OUTPUT_NAME = "cp2k.out"
 POSITIONS_NAME = "cp2k-pos-1.xyz"
+CELLS_NAME = "cp2k-1.cell"  # written by a cell relaxation (MOTION/PRINT/CELL)
+OPTIMISATION_TASKS = ("relax", "cell_relax")
 # pos-1.xyz prints energies with 10 decimals; the .out with 15.
 _ENERGY_MATCH_HARTREE = 1e-9
 
@@ -65,6 +68,7 @@ class Frame:
     forces: np.ndarray  # Hartree/bohr
     stress: np.ndarray | None  # GPa, CP2K sign
     scf_converged: bool
+    cell: np.ndarray | None = None  # Å; set when the cell changes (a cell relaxation)
 
 
 @dataclass
@@ -86,7 +90,7 @@ class Attempt:
         """CP2K reached its normal end for this task."""
         if not self.output.ended or self.output.aborted or self.output.walltime_exceeded:
             return False
-        if self.record["task"] == "relax":
+        if self.record["task"] in OPTIMISATION_TASKS:
             return self.output.geo_opt in ("converged", "max_iter")
         return len(self.output.evaluations) >= 1
 
@@ -123,9 +127,12 @@ def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
             run_dir / OUTPUT_NAME, n_atoms, bool(record["stress"]), allow_incomplete=not strict
         )
     positions = {0: geometry.positions}
-    if record["task"] == "relax":
+    if record["task"] in OPTIMISATION_TASKS:
         for frame in read_positions(run_dir / POSITIONS_NAME, n_atoms, allow_incomplete=True):
             positions[frame.step] = (frame.positions, frame.energy)
+    cells = {}
+    if record["task"] == "cell_relax":
+        cells = {0: geometry.cell, **read_cells(run_dir / CELLS_NAME, allow_incomplete=True)}
     frames = []
     for evaluation in output.evaluations:
         entry = positions.get(evaluation.index)
@@ -144,6 +151,12 @@ def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
                     f"but {run_dir / OUTPUT_NAME} evaluation {evaluation.index} has "
                     f"{evaluation.energy} Hartree"
                 )
+        if cells and evaluation.index not in cells:
+            if strict:
+                raise Cp2kParseError(
+                    f"{run_dir / CELLS_NAME}: no cell for force evaluation {evaluation.index}"
+                )
+            break  # killed before the cell of this step was written: not complete
         frames.append(
             Frame(
                 step=int(record["start_step"]) + evaluation.index,
@@ -154,6 +167,7 @@ def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
                 forces=evaluation.forces,
                 stress=evaluation.stress,
                 scf_converged=evaluation.scf_converged,
+                cell=cells.get(evaluation.index),
             )
         )
     return Attempt(run_dir, record, result, output, geometry.symbols, geometry.cell, frames)
@@ -212,6 +226,7 @@ def to_atoms(frame: Frame, symbols, cell, info: dict):
         HARTREE_TO_EV,
     )
 
+    cell = frame.cell if frame.cell is not None else cell
     atoms = Atoms(symbols, positions=frame.positions, cell=cell, pbc=True)
     atoms.info.update(info)
     atoms.info["REF_energy"] = frame.energy * HARTREE_TO_EV
