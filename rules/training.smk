@@ -28,7 +28,9 @@ rule mace_foundation_model:
         mem_mb=8000,
         runtime=120,
     params:
-        pool=lambda w, input: mace_plan.cli_flags(dict(input.items()), ["pool"]),
+        pool=lambda w, input: mace_plan.cli_flags(
+            dict(input.items()), ["pool", "isolated_atoms", "alignment"]
+        ),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.mace.foundation resolve"
         " --mace-config {input.settings} {params.pool} --out {output.model}"

@@ -253,6 +253,24 @@ def test_real_outputs_give_the_printed_values(name):
         assert (evaluation.stress is None) == (not stress)
 
 
+def test_real_2025_2_output_with_stress_in_bar():
+    """A real CP2K 2025.2 ENERGY_FORCE run printing ``STRESS| ... [bar]`` (see SOURCES.md)."""
+    name = "cp2k-2025.2_energy_force_stress_457atoms.out"
+    out = read_output(DATA / name, 457, expect_stress=True)
+    assert out.version == "CP2K version 2025.2" and out.ended and len(out.evaluations) == 1
+    assert out.incomplete_tail is None and out.n_unconverged == 0
+    evaluation = out.evaluations[0]
+    assert evaluation.energy == -8399.118581052152877  # hartree
+    assert evaluation.forces.shape == (457, 3)
+    assert evaluation.forces[0].tolist() == [1.22541206e-02, -1.80351825e-02, 7.92236219e-03]
+    assert evaluation.forces[456, 2] == -1.06426284e-02
+    # STRESS| x / y / z diagonal, -1.27972954271E+04 ... bar, times 1e-4 GPa/bar
+    diagonal = [-1.27972954271, -1.22875836029, -3.30483154591]
+    assert np.allclose(evaluation.stress.diagonal(), diagonal, rtol=1e-15, atol=0)
+    assert np.allclose(evaluation.stress[0, 1], 9.26650507478e-02, rtol=1e-15, atol=0)
+    assert np.array_equal(evaluation.stress, evaluation.stress.T)
+
+
 def completion_ends(text):
     """Offsets just after the line that completes each evaluation (last force row block end,
     or the third stress row)."""
@@ -365,7 +383,8 @@ def test_complete_output_with_nothing_recognised_names_the_file(tmp_path):
 
 
 # Synthetic stress blocks in the 2025.1+ layout (virial_methods.F write_stress_tensor, v2025.1),
-# added to the real 2025.1 output, which printed none: no public 2025+ output with stress found.
+# added to the real 2025.1 output, which printed none: they cover the units other than bar
+# (the real 2025.2 output above prints bar).
 def stress_block_2025(unit, rows):
     lines = ["", f" STRESS| Analytical stress tensor [{unit}]"]
     lines.append(" STRESS|" + "".join(f"{axis:>20s}" for axis in "xyz"))

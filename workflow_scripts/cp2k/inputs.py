@@ -486,7 +486,8 @@ def render_input(
     ]
     lines = header + glob.render()
     if calc.task in OPTIMISATIONS:
-        lines += _motion(calc, settings, max_iter or optimiser_max_iter(calc.task, settings)).render()
+        steps = max_iter or optimiser_max_iter(calc.task, settings)
+        lines += _motion(calc, settings, steps).render()
     lines += force_eval.render()
     return "\n".join(lines) + "\n"
 

@@ -67,12 +67,12 @@ from workflow_scripts.cp2k.failures import (
 )
 from workflow_scripts.cp2k.inputs import (
     INPUT_NAME,
+    OPTIMISATIONS,
     OUTPUT_NAME,
     PROJECT,
     Calculation,
     InputError,
     load_settings,
-    OPTIMISATIONS,
     load_structure,
     optimiser_max_iter,
     prepare,

@@ -73,7 +73,34 @@ def fetch_url_model(url: str) -> Path:
     return target
 
 
-def standin_command(pool: Path, work_dir: Path, mace_section: dict, device: str) -> list[str]:
+def aligned_isolated_atom_e0s(
+    pool: Path, isolated_atoms: Path, alignment: Path
+) -> dict[int, float]:
+    """E0 (eV) of every element of ``pool`` on its labeller's scale: the CP2K isolated atom
+    plus the element's code offset delta_Z (E_VASP-scale = E_CP2K + delta_Z per atom). An
+    element without an isolated atom or with an undetermined offset is an error naming it."""
+    from ase.data import atomic_numbers
+    from ase.io import read
+
+    from workflow_scripts.analysis.energy_alignment import load_fit
+
+    elements = sorted({s for atoms in read(pool, ":") for s in atoms.get_chemical_symbols()})
+    atoms_e = {a.get_chemical_symbols()[0]: a.info["REF_energy"] for a in read(isolated_atoms, ":")}
+    fit = load_fit(alignment)
+    missing = [el for el in elements if el not in atoms_e]
+    undetermined = [el for el in elements if not fit.determined(el)]
+    if missing or undetermined:
+        raise ValueError(
+            f"stand-in E0s aligned_isolated_atoms: no CP2K isolated atom for {missing} in "
+            f"{isolated_atoms}, offset not determined for {undetermined} in {alignment}; use "
+            "mace.standin_foundation.e0s: average"
+        )
+    return {atomic_numbers[el]: float(atoms_e[el] + fit.shift([el])) for el in elements}
+
+
+def standin_command(
+    pool: Path, work_dir: Path, mace_section: dict, device: str, e0s: dict | None = None
+) -> list[str]:
     """``mace_run_train`` arguments that pretrain the stand-in foundation model."""
     from workflow_scripts.mace.train import (
         TrainingFiles,
@@ -92,15 +119,25 @@ def standin_command(pool: Path, work_dir: Path, mace_section: dict, device: str)
     )
     arguments += data_arguments(TrainingFiles(train=pool), hyper)
     arguments += architecture_arguments(standin)
-    # The pool has no isolated atoms (MPtrj neither): E0s by least squares, as for MACE-MP.
-    arguments += ["--multiheads_finetuning=False", "--E0s=average"]
+    # The pool has no isolated atoms (MPtrj neither): E0s by least squares, as for MACE-MP-0,
+    # or given (isolated atoms on the labeller's scale, as for MACE-MP-0b3).
+    # mace reads a dict literal with integer keys (ast.literal_eval)
+    e0s_flag = "average" if e0s is None else str({int(z): float(e) for z, e in e0s.items()})
+    arguments += ["--multiheads_finetuning=False", f"--E0s={e0s_flag}"]
     return arguments
 
 
 def pretrain_standin(
-    pool: Path, out_model: Path, mace_section: dict, device: str, threads: int
+    pool: Path,
+    out_model: Path,
+    mace_section: dict,
+    device: str,
+    threads: int,
+    e0s: dict | None = None,
 ) -> dict:
     """Train the stand-in foundation model on ``pool``; returns what mace did."""
+    from ase.data import chemical_symbols
+
     from workflow_scripts.mace.readback import output_paths, read_training_outputs
     from workflow_scripts.mace.train import (
         TrainingFiles,
@@ -112,15 +149,17 @@ def pretrain_standin(
     work_dir = out_model.parent / "foundation.work"
     if work_dir.exists():
         shutil.rmtree(work_dir)
-    arguments = standin_command(pool, work_dir, mace_section, device)
+    arguments = standin_command(pool, work_dir, mace_section, device, e0s)
     print("mace_run_train " + " ".join(arguments), flush=True)
     started = time.perf_counter()
     run_mace_train(arguments)
     wall_time = time.perf_counter() - started
     standin = mace_section["standin_foundation"]
-    hyper = {**standin, "e0s": "average", "ema": False}
+    # given E0s are isolated-atom energies: checked against the model like CP2K's would be
+    hyper = {**standin, "e0s": "average" if e0s is None else "isolated_atoms", "ema": False}
+    expected = {chemical_symbols[int(z)]: e for z, e in (e0s or {}).items()}
     outputs = read_training_outputs(work_dir, "foundation", standin["seed"])
-    problems = verify_training("scratch", hyper, TrainingFiles(train=pool), outputs, {})
+    problems = verify_training("scratch", hyper, TrainingFiles(train=pool), outputs, expected)
     if problems:
         raise TrainingMismatch("stand-in foundation: " + "; ".join(problems))
     shutil.copyfile(output_paths(work_dir, "foundation", standin["seed"])["model"], out_model)
@@ -139,7 +178,13 @@ def pretrain_standin(
 
 
 def resolve_foundation(
-    mace_section: dict, out_model: Path, *, pool: Path | None, threads: int
+    mace_section: dict,
+    out_model: Path,
+    *,
+    pool: Path | None,
+    threads: int,
+    isolated_atoms: Path | None = None,
+    alignment: Path | None = None,
 ) -> dict:
     """Write ``out_model`` and return the record for ``foundation.json``."""
     from workflow_scripts.mace.readback import model_summary
@@ -153,7 +198,15 @@ def resolve_foundation(
             raise ValueError("the stand-in foundation model needs --pool (MPtrj stand-in pool)")
         device = settings.resolve_device(mace_section["device"])
         record["source"] = f"pretrained by the workflow on {pool}"
-        record["training"] = pretrain_standin(pool, out_model, mace_section, device, threads)
+        e0s = None
+        if mace_section["standin_foundation"]["e0s"] == "aligned_isolated_atoms":
+            if isolated_atoms is None or alignment is None:
+                raise ValueError("e0s aligned_isolated_atoms needs --isolated-atoms, --alignment")
+            e0s = aligned_isolated_atom_e0s(pool, isolated_atoms, alignment)
+            record["source"] += (
+                f", E0s = CP2K isolated atoms ({isolated_atoms}) + code offsets ({alignment})"
+            )
+        record["training"] = pretrain_standin(pool, out_model, mace_section, device, threads, e0s)
     elif spec.startswith(("https://", "http://")):
         cached = fetch_url_model(spec)
         record["source"] = f"{spec} ({cached})"
@@ -184,13 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--out", required=True, type=Path, help="foundation .model")
     resolve.add_argument("--info", required=True, type=Path, help="foundation .json")
     resolve.add_argument("--threads", type=int, default=1)
+    resolve.add_argument("--isolated-atoms", type=Path, help="CP2K isolated atoms (stand-in E0s)")
+    resolve.add_argument("--alignment", type=Path, help="energy_alignment.json (stand-in E0s)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     record = resolve_foundation(
-        settings.load_section(args.mace_config), args.out, pool=args.pool, threads=args.threads
+        settings.load_section(args.mace_config),
+        args.out,
+        pool=args.pool,
+        threads=args.threads,
+        isolated_atoms=args.isolated_atoms,
+        alignment=args.alignment,
     )
     settings.write_json(args.info, record)
     print(json.dumps({key: record[key] for key in ("name", "source", "sha256")}))

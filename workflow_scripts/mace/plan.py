@@ -14,6 +14,7 @@ from workflow_scripts.mace.train import default_e0s
 FOUNDATION_MODEL = "results/models/foundation.model"
 FOUNDATION_INFO = "results/models/foundation.json"
 ISOLATED_ATOMS = "results/dataset/isolated_atoms.extxyz"
+ALIGNMENT_FIT = "results/metrics/energy_alignment.json"  # analysis.energy_alignment.FIT_JSON
 METRIC_TABLES = ("table1_force_mae", "tableA1", "per_element_force_mae", "per_substituent")
 NEVER = "(?!)"  # a wildcard pattern that matches nothing
 
@@ -36,7 +37,11 @@ def is_url(spec: str) -> bool:
 def foundation_inputs(config: dict, mptrj_name: str) -> dict[str, str]:
     spec = config["mace"]["foundation_model"]
     if spec == STANDIN_FOUNDATION:
-        return {"pool": f"results/reference/{mptrj_name}/pool.extxyz"}
+        inputs = {"pool": f"results/reference/{mptrj_name}/pool.extxyz"}
+        if config["mace"]["standin_foundation"]["e0s"] == "aligned_isolated_atoms":
+            inputs["isolated_atoms"] = ISOLATED_ATOMS
+            inputs["alignment"] = ALIGNMENT_FIT
+        return inputs
     if spec.endswith(".model") and not is_url(spec):
         return {"model_file": spec}
     return {}
