@@ -275,6 +275,7 @@ def all_targets():
     targets += [
         f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")
     ]
+    targets += [f"results/dataset/{config['dataset']['name']}/README.md"]
     targets += ["results/cp2k/failures.csv"]  # CP2K jobs that failed for good (report)
     targets += [model_file(v) for v in config["variants"]]
     targets += mace_plan.metric_files()

@@ -3,6 +3,8 @@
 CP2K jobs that failed for good are left out (failed relaxations by default:
 dataset.failed_relaxations; frames with an element whose isolated atom failed always), each
 named in the log; the failures checks it waits for stop the run if too many failed.
+The same files, with a frame table, a dataset card and checksums, form the artefact folder
+results/dataset/{dataset.name}/ (workflow_scripts.dataset_card).
 """
 
 
@@ -33,3 +35,41 @@ rule dataset_splits:
         " --isolated-atoms {input.isolated_atoms} --train {output.train}"
         " --failures {input.failed_relax} --failures {input.failed_atoms}"
         " --valid {output.valid} --test {output.test} {input.trajectories} > {log} 2>&1"
+
+
+DATASET_DIR = f"results/dataset/{config['dataset']['name']}"
+
+
+rule dataset_artefact:
+    """The data set as one folder: splits, isolated atoms, frames.csv, card, SHA256SUMS."""
+    input:
+        train=rules.dataset_splits.output.train,
+        valid=rules.dataset_splits.output.valid,
+        test=rules.dataset_splits.output.test,
+        isolated_atoms="results/dataset/isolated_atoms.extxyz",
+        dft=section_file("dft"),
+        settings=section_file("dataset"),
+    output:
+        train=f"{DATASET_DIR}/train.extxyz",
+        valid=f"{DATASET_DIR}/valid.extxyz",
+        test=f"{DATASET_DIR}/test.extxyz",
+        isolated_atoms=f"{DATASET_DIR}/isolated_atoms.extxyz",
+        frames=f"{DATASET_DIR}/frames.csv",
+        card=f"{DATASET_DIR}/README.md",
+        checksums=f"{DATASET_DIR}/SHA256SUMS",
+    log:
+        "logs/dataset/artefact.log",
+    conda:
+        "../envs/mace.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        name=config["dataset"]["name"],
+        out_dir=lambda wildcards, output: Path(output.card).parent,
+    shell:
+        "python -m workflow_scripts.dataset_card --train {input.train} --valid {input.valid}"
+        " --test {input.test} --isolated-atoms {input.isolated_atoms}"
+        " --dft-settings {input.dft} --dataset-settings {input.settings}"
+        " --name {params.name:q} --out-dir {params.out_dir:q} > {log} 2>&1"
