@@ -3,10 +3,13 @@
 Figures land in results/figures/{name}.png with {name}.csv beside it; each is flagged for
 `snakemake --report report.html` with a caption from report/.
 `analysis_plan.analysis_targets(config, metric_tables)` lists them for the `all` rule.
+results/metrics/leaderboard.{csv,md} (every model ranked per test set, from Table A1) is made
+here with its bar chart, as findings.{csv,md} is.
 """
 
 from workflow_scripts.analysis import energy_alignment
 from workflow_scripts.analysis import plan as analysis_plan
+from workflow_scripts.mace import plan as mace_plan
 
 FIGURE_CAPTION = "../report/figure_table.rst"
 
@@ -327,6 +330,46 @@ rule analysis_findings:
         " --analysis-config {input.analysis} --reference-config {input.reference}"
         " --descriptors-dir results/descriptors --config-file {params.config_file:q}"
         " --out {output.table} > {log} 2>&1"
+
+
+rule analysis_leaderboard:
+    """Every model ranked on each test set by force and energy MAE, and its bar chart."""
+    input:
+        table_a1=mace_plan.metric_file("tableA1"),
+        variants=section_file("variants"),
+        alignment=energy_alignment.fit_files(config),
+    output:
+        table=analysis_plan.LEADERBOARD_FILES[0],
+        markdown=analysis_plan.LEADERBOARD_FILES[1],
+        figure=report(
+            analysis_plan.LEADERBOARD_FILES[2],
+            caption="../report/leaderboard.rst",
+            category="4. Errors",
+            subcategory="Leaderboard",
+        ),
+        figure_table=report(
+            analysis_plan.LEADERBOARD_FILES[3],
+            caption=FIGURE_CAPTION,
+            category="4. Errors",
+            subcategory="Leaderboard",
+        ),
+    log:
+        "logs/analysis/leaderboard.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        labellers=analysis_plan.labeller_flags(config),
+        alignment=lambda w, input: (
+            f"--energy-alignment {input.alignment}" if input.alignment else ""
+        ),
+    shell:
+        "python -m workflow_scripts.analysis.leaderboard --table-a1 {input.table_a1}"
+        " --variants-config {input.variants} {params.alignment} {params.labellers}"
+        " --out {output.table} --figure {output.figure} > {log} 2>&1"
 
 
 rule analysis_metric_table:

@@ -23,6 +23,14 @@ ERROR_DATASET = "perovs_dopants"
 ROLES = ("pretrained", "standard", "multihead")
 # The papers' findings checked on this run's tables (workflow_scripts.analysis.findings).
 FINDINGS_FILES = ("results/metrics/findings.csv", "results/metrics/findings.md")
+# Every model ranked on each test set (workflow_scripts.analysis.leaderboard): table, its
+# Markdown, the bar figure and the figure's CSV.
+LEADERBOARD_FILES = (
+    "results/metrics/leaderboard.csv",
+    "results/metrics/leaderboard.md",
+    "results/figures/leaderboard.png",
+    "results/figures/leaderboard.csv",
+)
 
 
 def embedding_sample_file(mptrj_name: str) -> str:
@@ -119,10 +127,22 @@ def pair_flags(flag: str, pairs: dict[str, str]) -> str:
 
 
 def analysis_targets(config: dict, metric_tables=()) -> list[str]:
-    """Every figure this config can draw, the findings check, and an HTML page per metric
-    table for the report."""
-    reports = [f"results/report/{table}.html" for table in metric_tables]
-    return figure_files(config) + list(FINDINGS_FILES) + reports
+    """Every figure this config can draw, the findings check, the leaderboard, and an HTML page
+    per metric table (the leaderboard's too) for the report."""
+    reports = [f"results/report/{table}.html" for table in ("leaderboard", *metric_tables)]
+    return figure_files(config) + list(FINDINGS_FILES) + list(LEADERBOARD_FILES) + reports
+
+
+def labeller_flags(config: dict) -> str:
+    """``--labeller TEST_SET=MODEL`` for each test set whose labels a stand-in labeller made
+    (``reference.{mptrj,omat24}.standin.labeller``, the demo's CHGNet): the leaderboard flags
+    that model there and does not rank it (its error is zero by construction)."""
+    pairs = {}
+    for test_set in config["evaluation"]["test_sets"]:
+        reference = config["reference"].get(test_set, {})
+        if reference.get("source") == "standin":
+            pairs[test_set] = reference.get("standin", {}).get("labeller", "chgnet")
+    return pair_flags("--labeller", pairs)
 
 
 def map_descriptor_files(config: dict) -> list[str]:

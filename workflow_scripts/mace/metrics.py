@@ -374,7 +374,9 @@ def write_table1(
     )
 
 
-def _energy_cell(row: dict) -> str:
+def energy_cell(row: dict) -> str:
+    """The energy MAE as Table A1 shows it: † when aligned across codes, n/a‡ when not alignable
+    (also used by the leaderboard)."""
     status = str(row.get("energy_alignment", energy_alignment.RAW))
     if status.startswith(energy_alignment.NOT_ALIGNED):
         return NOT_ALIGNED_MARK
@@ -450,7 +452,7 @@ def write_table_a1(
             row["test_set_name"],
             f"{row['n_evaluated']}/{row['n_frames']}",
             f"{row.get('model_energy_scale', '')} → {row.get('label_energy_scale', '')}",
-            _energy_cell(row),
+            energy_cell(row),
             _format(row.get("energy_mae_raw_ev_per_atom", np.nan)),
             _format(row["force_mae_ev_per_a"]),
             _format(row["force_rmse_ev_per_a"]),

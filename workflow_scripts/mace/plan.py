@@ -94,9 +94,16 @@ def model_files(config: dict) -> list[str]:
     return files
 
 
+def metric_file(table: str, suffix: str = "csv") -> str:
+    """``results/metrics/{table}.{suffix}`` of one of METRIC_TABLES (an input of later rules)."""
+    if table not in METRIC_TABLES:
+        raise ValueError(f"{table!r} is not a metric table ({', '.join(METRIC_TABLES)})")
+    return f"results/metrics/{table}.{suffix}"
+
+
 def metric_files() -> list[str]:
-    files = ["results/metrics/table1_force_mae.md", "results/metrics/tableA1.md"]
-    return files + [f"results/metrics/{table}.csv" for table in METRIC_TABLES]
+    files = [metric_file("table1_force_mae", "md"), metric_file("tableA1", "md")]
+    return files + [metric_file(table) for table in METRIC_TABLES]
 
 
 def prediction_files(models, test_sets) -> list[str]:
