@@ -165,11 +165,15 @@ def cp2k_subset_elements():
 def isolated_atom_elements():
     """Elements with a CP2K isolated-atom job: every element a CP2K-labelled training set can
     contain (the Perovs-Dopants structures, and the CP2K MPtrj subset when a variant trains
-    on it with isolated-atom E0s), so every E0 a training job needs exists."""
-    from workflow_scripts.mace.plan import trains_on_mptrj_cp2k_with_isolated_atoms
+    on it with isolated-atom E0s or the stand-in foundation's E0s come from isolated atoms),
+    so every E0 a training job needs exists."""
+    from workflow_scripts.mace.plan import (
+        standin_uses_aligned_e0s,
+        trains_on_mptrj_cp2k_with_isolated_atoms,
+    )
 
     elements = set(dataset_elements())
-    if trains_on_mptrj_cp2k_with_isolated_atoms(config):
+    if trains_on_mptrj_cp2k_with_isolated_atoms(config) or standin_uses_aligned_e0s(config):
         elements |= set(cp2k_subset_elements())
     return sorted(elements, key=ATOMIC_NUMBER.get)
 

@@ -91,3 +91,17 @@ def test_the_stand_in_waits_for_isolated_atoms_and_the_fit_only_when_it_uses_the
     inputs = mace_plan.foundation_inputs(config, "MPtrj-stand-in")
     assert inputs["isolated_atoms"] == "results/dataset/isolated_atoms.extxyz"
     assert inputs["alignment"] == ea.FIT_JSON
+
+
+def test_aligned_e0s_without_a_cp2k_subset_are_refused_before_any_job():
+    from workflow_scripts.config import REPO_ROOT, ConfigError, load_config, validate_config
+
+    config = load_config(REPO_ROOT / "demo" / "config.yaml")
+    config["reference"]["mptrj"]["cp2k_subset_size"] = 0
+    config["variants"] = {
+        k: v for k, v in config["variants"].items() if v.get("data") != "mptrj_cp2k"
+    }
+    with pytest.raises(ConfigError, match=r"mace\.standin_foundation\.e0s.*cp2k_subset_size"):
+        validate_config(config, REPO_ROOT)
+    config["mace"]["standin_foundation"]["e0s"] = "average"
+    validate_config(config, REPO_ROOT)

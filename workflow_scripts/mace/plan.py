@@ -121,12 +121,28 @@ def _guarded(arguments, key: str) -> list[str]:
     ]
 
 
+def standin_uses_aligned_e0s(config: dict) -> bool:
+    """The stand-in foundation takes its E0s from CP2K isolated atoms and the alignment fit
+    (then every element of the MPtrj stand-in pool needs an isolated atom)."""
+    mace = config["mace"]
+    return (
+        mace["foundation_model"] == STANDIN_FOUNDATION
+        and mace["standin_foundation"]["e0s"] == "aligned_isolated_atoms"
+    )
+
+
 def config_problems(config: dict) -> list[str]:
     """Variant settings the schema cannot reject, as ``config key '...': ...`` messages."""
     problems = _guarded(
         config["mace"]["hyperparameters"]["extra_args"],
         "config key 'mace.hyperparameters.extra_args",
     )
+    if standin_uses_aligned_e0s(config) and not config["reference"]["mptrj"]["cp2k_subset_size"]:
+        problems.append(
+            "config key 'mace.standin_foundation.e0s': aligned_isolated_atoms needs the energy "
+            "alignment fit, i.e. reference.mptrj.cp2k_subset_size > 0 (at least one CP2K frame "
+            "per stand-in element); or use average"
+        )
     for name, variant in config["variants"].items():
         key, method = f"config key 'variants.{name}", variant["method"]
         e0s = variant.get("e0s") or default_e0s(variant.get("data", PEROVS_DOPANTS))
