@@ -104,3 +104,22 @@ def test_bare_profile_name_plans_the_study_with_the_slurm_executor(tmp_path):
     assert "slurm_partition=cpu" in output
     assert "mpi=srun, tasks=2" in output
     assert "rule cp2k_relax:" in output
+
+
+def test_every_rule_with_an_mpi_resource_gets_mpi_ranks_from_the_slurm_profile():
+    """The SLURM executor refuses a job with an `mpi` resource and one task ("For MPI jobs,
+    'tasks' must be greater than 1"): every rule declaring `mpi=` must be among the profile's
+    CP2K_RULES, which set srun and the ranks (seen when cp2k_host_cell was added without)."""
+    import re
+
+    mpi_rules = set()
+    for module in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in re.findall(
+            r"^rule (\w+):\n(.*?)(?=^rule |\Z)", module.read_text(), re.M | re.S
+        ):
+            if re.search(r"^\s+mpi=", body, re.M):
+                mpi_rules.add(name)
+    profile = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    listed = set(re.findall(r'"(\w+)"', re.search(r"CP2K_RULES = \[(.*?)\]", profile).group(1)))
+    assert {"cp2k_host_cell", "cp2k_relax", "cp2k_isolated_atom"} <= mpi_rules
+    assert mpi_rules <= listed, f"rules with mpi= missing from CP2K_RULES: {mpi_rules - listed}"

@@ -31,7 +31,7 @@ SLURM_CONF = Path("/etc/slurm/slurm.conf")
 CONF_MARKER = "written by perovs-dopants scripts/local_slurm.sh"
 BIN_DIR = Path(sys.executable).parent  # the venv's snakemake and python
 
-CP2K_RULES = {"cp2k_relax", "cp2k_isolated_atom", "cp2k_mptrj_single_point"}
+CP2K_RULES = {"cp2k_host_cell", "cp2k_relax", "cp2k_isolated_atom", "cp2k_mptrj_single_point"}
 # Rules whose jobs share SLURM jobs (profiles/slurm: group-components), and how many per job:
 # the profile's default, set explicitly below so a user's environment cannot change it.
 GROUPED_RULES = {"isolated_atoms": "cp2k_isolated_atom"}
