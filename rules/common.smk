@@ -173,7 +173,8 @@ def isolated_atom_elements():
     )
 
     elements = set(dataset_elements())
-    if trains_on_mptrj_cp2k_with_isolated_atoms(config) or standin_uses_aligned_e0s(config):
+    subset_e0s = trains_on_mptrj_cp2k_with_isolated_atoms(config)
+    if subset_e0s or standin_uses_aligned_e0s(config):
         elements |= set(cp2k_subset_elements())
     return sorted(elements, key=ATOMIC_NUMBER.get)
 
