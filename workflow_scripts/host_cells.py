@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.cp2k.trajectory import stitch
-
 log = logging.getLogger("workflow_scripts.host_cells")
 
 
@@ -60,6 +58,9 @@ def relaxed_host(host, workdir: Path | str, summary: dict):
     the relaxation's last converged step; ``properties["cell_relaxation"]`` says how it ended.
     A relaxation that failed for good is an error naming its reason."""
     from pymatgen.core import Lattice, Structure
+
+    # imported here: common.smk imports this module at DAG-parse time for equivalent_kpoints
+    from workflow_scripts.cp2k.trajectory import stitch
 
     if summary.get("status") == "failed":
         raise HostCellError(

@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import shlex
 
+from workflow_scripts.analysis.energy_alignment import FIT_JSON as ALIGNMENT_FIT
 from workflow_scripts.mace.settings import MPTRJ_CP2K, OMAT24, PEROVS_DOPANTS, STANDIN_FOUNDATION
 from workflow_scripts.mace.train import default_e0s
 
 FOUNDATION_MODEL = "results/models/foundation.model"
 FOUNDATION_INFO = "results/models/foundation.json"
 ISOLATED_ATOMS = "results/dataset/isolated_atoms.extxyz"
-ALIGNMENT_FIT = "results/metrics/energy_alignment.json"  # analysis.energy_alignment.FIT_JSON
 METRIC_TABLES = ("table1_force_mae", "tableA1", "per_element_force_mae", "per_substituent")
 NEVER = "(?!)"  # a wildcard pattern that matches nothing
 
