@@ -323,13 +323,14 @@ rule analysis_findings:
         ),
         config_file=" ".join(os.path.relpath(f) for f in workflow.configfiles)
         or "config.yaml",
+        labellers=analysis_plan.labeller_flags(config),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.findings"
         " --table-a1 {input.table_a1} {params.force_shift}"
         " --variants-config {input.variants} --mace-config {input.mace}"
         " --analysis-config {input.analysis} --reference-config {input.reference}"
         " --descriptors-dir results/descriptors --config-file {params.config_file:q}"
-        " --out {output.table} > {log} 2>&1"
+        " {params.labellers} --out {output.table} > {log} 2>&1"
 
 
 rule analysis_leaderboard:

@@ -6,6 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
+
+from workflow_scripts.baselines import registry as baseline_registry
 from workflow_scripts.config import ConfigError, validate_config
 from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
 from workflow_scripts.defects import plan_defects
@@ -26,6 +29,17 @@ except ConfigError as error:
     sys.exit(f"Invalid configuration:\n{error}")
 config.clear()
 config.update(_validated)
+
+# A baseline in its own environment (SevenNet) needs that environment before any job runs.
+USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if not USES_CONDA:
+    _problems = [
+        problem
+        for name, spec in config["baselines"].items()
+        for problem in baseline_registry.environment_problems(name, spec, BASE_DIR)
+    ]
+    if _problems:
+        sys.exit("Invalid configuration:\n" + "\n".join(_problems))
 
 
 # --- settings files: one JSON per config section, rewritten only when it changes ----------
@@ -263,6 +277,25 @@ def model_file(model):
     if variant["method"] == "zero_shot":
         return "results/models/foundation.model"
     return f"results/models/{model}.model"
+
+
+def baseline_file(model):
+    """``results/config/baselines/{model}.json``: one baseline's resolved settings, the input
+    of its prediction jobs (changing one baseline reruns that baseline only)."""
+    content = {model: config["baselines"][model], "run_label": config["run_label"]}
+    return _write_if_changed(
+        Path("results/config/baselines") / f"{model}.json", content
+    )
+
+
+def baseline_conda_file(model):
+    """The conda environment file of a baseline (used with --use-conda)."""
+    return str(BASE_DIR / config["baselines"][model]["conda"])
+
+
+def baseline_python(model):
+    """The interpreter of a baseline's environment; under --use-conda, the conda env's."""
+    return "python" if USES_CONDA else config["baselines"][model]["python"]
 
 
 # --- the `all` target -----------------------------------------------------------------------

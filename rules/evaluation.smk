@@ -1,7 +1,7 @@
 """Predictions of every model on every test set, and the metric tables (workflow_scripts.mace).
 
 results/predictions/{model}/{dataset}.extxyz for a MACE variant (mace_predict) or a
-baseline (chgnet_predict); {dataset} is a data-set key of dataset_file() in common.smk.
+baseline (baseline_predict: any ASE calculator, workflow_scripts.baselines); {dataset} is a data-set key of dataset_file() in common.smk.
 results/metrics/: the study's Table 1 (force MAE) and Table A1, per element and per
 substituent errors; energy_alignment.{csv,json}: per-element CP2K/VASP energy offsets
 (docs/energy_alignment.md) with which Table A1 compares energies across codes.
@@ -40,10 +40,11 @@ rule mace_predict:
         " --mace-config {input.settings} --threads {threads} > {log} 2>&1"
 
 
-rule chgnet_predict:
+rule baseline_predict:
+    """Zero-shot predictions of one baseline (any ASE calculator, in its own environment)."""
     input:
         data=lambda w: dataset_file(w.dataset),
-        evaluation=section_file("evaluation"),
+        baseline=lambda w: baseline_file(w.model),
         settings=section_file("mace"),
     output:
         "results/predictions/{model}/{dataset}.extxyz",
@@ -52,17 +53,19 @@ rule chgnet_predict:
     benchmark:
         "results/benchmarks/mace/predict_{model}_{dataset}.tsv"
     wildcard_constraints:
-        model="chgnet",
+        model=mace_plan.name_pattern(config["baselines"]),
     conda:
-        "../envs/mace.yaml"
+        lambda w: baseline_conda_file(w.model)
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        python=lambda w: baseline_python(w.model),
     shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.mace.evaluate chgnet"
-        " --model-name {wildcards.model:q} --data {input.data} --out {output}"
-        " --evaluation-config {input.evaluation} --mace-config {input.settings}"
+        "OMP_NUM_THREADS={threads} {params.python} -m workflow_scripts.baselines.predict"
+        " --model-name {wildcards.model:q} --baseline-config {input.baseline}"
+        " --data {input.data} --out {output} --mace-config {input.settings}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -97,6 +100,7 @@ rule mace_metric_tables:
         alignment=energy_alignment.fit_files(config),
         variants=section_file("variants"),
         evaluation=section_file("evaluation"),
+        baselines=section_file("baselines"),
         dataset=section_file("dataset"),
         reference=section_file("reference"),
         foundation=mace_plan.FOUNDATION_INFO,
@@ -118,6 +122,7 @@ rule mace_metric_tables:
     shell:
         "python -m workflow_scripts.mace.metrics tables --predictions-dir results/predictions"
         " --models {params.models} --variants-config {input.variants}"
-        " --evaluation-config {input.evaluation} --dataset-config {input.dataset}"
+        " --evaluation-config {input.evaluation} --baselines-config {input.baselines}"
+        " --dataset-config {input.dataset}"
         " --reference-config {input.reference} --foundation-info {input.foundation}"
         " {params.alignment} --out-dir results/metrics > {log} 2>&1"

@@ -267,3 +267,43 @@ def test_cli_writes_csv_and_markdown_that_say_stand_in(tmp_path):
     assert "**Stand-in data (demo)**" in markdown
     assert "10 findings: 8 reproduced, 0 not reproduced, 2 not computed." in markdown
     assert markdown.count("\n| ") == 11  # header and ten findings
+
+
+def test_baseline_section_judges_each_baseline_by_finding_a():
+    import pandas as pd
+
+    from workflow_scripts.analysis import baseline_findings
+
+    rows = [
+        ("zero", "mptrj", 0.030), ("zero", "perovs_dopants", 0.042),
+        ("ft", "mptrj", 0.062), ("ft", "perovs_dopants", 0.020),
+        ("mh", "mptrj", 0.037), ("mh", "perovs_dopants", 0.025),
+        ("labeller", "mptrj", 0.0), ("labeller", "perovs_dopants", 0.051),
+        ("other", "mptrj", 0.040), ("other", "perovs_dopants", 0.040),
+    ]  # fmt: skip
+    table = pd.DataFrame(
+        [
+            {"model": m, "test_set": t, "force_mae_ev_per_a": v,
+             "test_set_name": {"mptrj": "MPtrj", "perovs_dopants": "Perovs-Dopants"}[t]}
+            for m, t, v in rows
+        ]
+    )  # fmt: skip
+    variants = {
+        "zero": {"method": "zero_shot"},
+        "ft": {"method": "standard", "data": "perovs_dopants"},
+        "mh": {"method": "multihead", "data": "perovs_dopants"},
+    }
+    result = baseline_findings.baseline_rows(table, variants, {"mptrj": "labeller"})
+    assert [row[0] for row in result] == ["labeller", "other"]
+    labeller, other = result
+    assert labeller[2] == "0.0000 §" and labeller[4].startswith("not judged")
+    assert labeller[5] == f"{0.051 / 0.042:.2f}" and labeller[6] == f"{0.051 / 0.020:.2f}"
+    assert other[3] == "1.00" and other[4] == "no"  # 0.040 / 0.040 < 1.1
+    text = baseline_findings.markdown_section(table, variants, {"mptrj": "labeller"})
+    assert "F MAE Perovs-Dopants (eV/Å)" in text and "§ this model made" in text
+    assert (
+        baseline_findings.markdown_section(
+            table[table["model"] != "labeller"][lambda t: t["model"] != "other"], variants, {}
+        )
+        == ""
+    )

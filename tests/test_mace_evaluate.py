@@ -72,7 +72,7 @@ def test_cli_writes_labels_predictions_model_and_head(model_file, frames, tmp_pa
     data, out = tmp_path / "test.extxyz", tmp_path / "predictions" / "tiny" / "test.extxyz"
     write(data, frames)
     evaluation = {"batch_size": 4, "dtype": "float64", "multihead_head": "finetuned"}
-    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation | {"chgnet_model": "0.3.0"}))
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation))
     (tmp_path / "mace.json").write_text(json.dumps({"device": "auto"}))
     evaluate.main(
         ["mace", "--model", str(model_file), "--model-name", "tiny", "--data", str(data),
@@ -87,22 +87,3 @@ def test_cli_writes_labels_predictions_model_and_head(model_file, frames, tmp_pa
     np.testing.assert_allclose(written[0].arrays["REF_forces"], frames[0].arrays["REF_forces"])
     assert written[0].arrays["MACE_forces"].shape == (len(frames[0]), 3)
     assert written[0].info["MACE_stress"].shape == (6,)
-
-
-def test_chgnet_predictions_equal_its_calculator():
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    frames = emt_bulk_frames(2, ("Cu", "Ni"), seed=13)
-    predicted = [atoms.copy() for atoms in frames]
-    evaluate.predict_chgnet(predicted, batch_size=2, device="cpu", version="0.3.0", model_name="c")
-    calculator = CHGNetCalculator(CHGNet.load(model_name="0.3.0", verbose=False), use_device="cpu")
-    for atoms, reference in zip(predicted, frames, strict=True):
-        reference = reference.copy()
-        reference.calc = calculator
-        assert atoms.info["MACE_energy"] == pytest.approx(
-            reference.get_potential_energy(), abs=1e-4
-        )
-        np.testing.assert_allclose(atoms.arrays["MACE_forces"], reference.get_forces(), atol=1e-4)
-        np.testing.assert_allclose(atoms.info["MACE_stress"], reference.get_stress(), atol=1e-5)
-        assert "head" not in atoms.info

@@ -133,7 +133,8 @@ def test_tables_have_the_study_layout_with_names_from_config(tmp_path):
             "scratch": {"method": "scratch", "data": "perovs_dopants"},
             "run_label": "demo",
         },
-        "evaluation": {"test_sets": ["mptrj", "perovs_dopants"], "chgnet_model": "0.3.0"},
+        "evaluation": {"test_sets": ["mptrj", "perovs_dopants"]},
+        "baselines": {"run_label": "demo"},
         "dataset": {"name": "Perovs-Dopants-demo"},
         "reference": {"mptrj": {"name": "MPtrj-stand-in"}, "omat24": {"name": "OMat24-stand-in"}},
     }
@@ -145,6 +146,7 @@ def test_tables_have_the_study_layout_with_names_from_config(tmp_path):
         ["tables", "--predictions-dir", str(predictions), "--models", "zero-shot", "ft-mh",
          "scratch", "--variants-config", str(config / "variants.json"),
          "--evaluation-config", str(config / "evaluation.json"),
+         "--baselines-config", str(config / "baselines.json"),
          "--dataset-config", str(config / "dataset.json"),
          "--reference-config", str(config / "reference.json"),
          "--foundation-info", str(tmp_path / "foundation.json"), "--out-dir", str(out)]
@@ -233,7 +235,8 @@ def test_cross_code_cells_use_aligned_energies_and_within_code_cells_raw(tmp_pat
             "ft": {"method": "standard", "data": "perovs_dopants"},
             "run_label": "test",
         },
-        "evaluation": {"test_sets": ["mptrj", "perovs_dopants", "omat24"], "chgnet_model": "x"},
+        "evaluation": {"test_sets": ["mptrj", "perovs_dopants", "omat24"]},
+        "baselines": {"run_label": "test"},
         "dataset": {"name": "Perovs-Dopants"},
         "reference": {"mptrj": {"name": "MPtrj"}, "omat24": {"name": "OMat24"}},
     }
@@ -246,6 +249,7 @@ def test_cross_code_cells_use_aligned_energies_and_within_code_cells_raw(tmp_pat
         ["tables", "--predictions-dir", str(predictions), "--models", "zero", "ft",
          "--variants-config", str(config / "variants.json"),
          "--evaluation-config", str(config / "evaluation.json"),
+         "--baselines-config", str(config / "baselines.json"),
          "--dataset-config", str(config / "dataset.json"),
          "--reference-config", str(config / "reference.json"),
          "--foundation-info", str(tmp_path / "foundation.json"),
@@ -300,3 +304,25 @@ def test_aligned_energy_direction_by_hand():
     assert metrics.energy_maes(errors, cp2k_on_vasp)["energy_mae_ev_per_atom"] == pytest.approx(
         (2 * (SR + TI) + 0.5) / 2
     )
+
+
+def test_baseline_rows_carry_their_label_and_declared_energy_scale():
+    from workflow_scripts.analysis import energy_alignment
+
+    variants = {"zero": {"method": "zero_shot"}}
+    baselines = {
+        "sevennet-0": {"label": "SevenNet-0 (11Jul2024)", "energy_scale": "VASP"},
+        "cp2k-model": {"label": "in-house CP2K model", "energy_scale": "CP2K"},
+    }
+    rows = metrics.model_rows(
+        ["zero", "sevennet-0", "cp2k-model"], variants, {}, "MACE-MP-0b3", baselines
+    )
+    assert [r["base_model"] for r in rows] == [
+        "MACE-MP-0b3", "SevenNet-0 (11Jul2024)", "in-house CP2K model"
+    ]  # fmt: skip
+    assert [r["method"] for r in rows] == ["zero-shot"] * 3
+    scales = [
+        energy_alignment.model_energy_scale(m, variants, "finetuned", baselines)
+        for m in ("zero", "sevennet-0", "cp2k-model")
+    ]
+    assert scales == ["VASP", "VASP", "CP2K"]

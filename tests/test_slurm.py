@@ -41,13 +41,15 @@ GPU_RULES = {
     "mace_train",
     "mace_predict",
     "mace_descriptors",
-    "chgnet_predict",
+    "baseline_predict",
     "standin_label",
 }
 # The workflow copy gets everything but the developer's results, logs, caches, data and tests.
 NOT_COPIED_TOP_LEVEL = [
     ".git",
     ".venv",
+    ".venv-sevennet",
+    "models",
     ".snakemake",
     "results",
     "logs",
@@ -330,6 +332,7 @@ def scenario_config():
     }
     # A few frames per relaxation: a large test share keeps the test split non-empty.
     config.setdefault("dataset", {}).setdefault("split", {})["fractions"] = [0.4, 0.2, 0.4]
+    config["baselines"] = ["chgnet"]  # the copy has no .venv-sevennet
     return config
 
 

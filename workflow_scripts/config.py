@@ -154,10 +154,32 @@ def check_semantics(config: dict, base_dir: Path) -> None:
         raise ConfigError("\n".join(problems))
 
 
+def resolve_baselines(config: dict, base_dir: Path) -> None:
+    """``baselines`` as a mapping name -> full settings (registered ones filled in); a model
+    whose weights are not on disk is refused here, before any job, with what to fetch."""
+    from workflow_scripts.baselines import registry
+
+    try:
+        config["baselines"] = registry.normalise(config["baselines"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    clashes = sorted(set(config["baselines"]) & set(config["variants"]))
+    if clashes:
+        raise ConfigError(f"config key 'baselines': {clashes} are also variant names")
+    problems = [
+        problem
+        for name, spec in config["baselines"].items()
+        for problem in registry.availability_problems(name, spec, base_dir)
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def validate_config(config: dict, base_dir: Path | str = ".") -> dict:
     """Schema + semantic validation; returns the config with defaults filled in."""
     filled = validate_schema(config)
     check_semantics(filled, Path(base_dir))
+    resolve_baselines(filled, Path(base_dir))
     return filled
 
 

@@ -114,14 +114,17 @@ def _names(elements) -> str:
 # --- which scale a model predicts and a test set is labelled with ------------------------------
 
 
-def model_energy_scale(model: str, variants: dict, multihead_head: str = "finetuned") -> str:
-    """VASP for the foundation (zero-shot) model, baselines (CHGNet: MPtrj) and the pretraining
-    head of a multihead model; else the scale of the data the evaluated head was trained on
-    (``DATA_SCALES``: Perovs-Dopants and the CP2K-recomputed MPtrj subset -> CP2K, OMat24 ->
-    VASP). A head trained on CP2K labels predicts CP2K-scale energies whatever its E0s."""
+def model_energy_scale(
+    model: str, variants: dict, multihead_head: str = "finetuned", baselines: dict | None = None
+) -> str:
+    """VASP for the foundation (zero-shot) model and the pretraining head of a multihead model;
+    a baseline's declared scale (``baselines.*.energy_scale``, VASP when not given); else the
+    scale of the data the evaluated head was trained on (``DATA_SCALES``: Perovs-Dopants and the
+    CP2K-recomputed MPtrj subset -> CP2K, OMat24 -> VASP). A head trained on CP2K labels
+    predicts CP2K-scale energies whatever its E0s."""
     variant = variants.get(model)
-    if variant is None:  # a baseline: CHGNet is trained on MPtrj (VASP)
-        return VASP
+    if variant is None:
+        return (baselines or {}).get(model, {}).get("energy_scale", VASP)
     method = variant["method"]
     if method == "zero_shot":
         return VASP
@@ -142,7 +145,8 @@ def scale_flags(config: dict, models) -> str:
 
     head = config["evaluation"].get("multihead_head", "finetuned")
     return " ".join(
-        "--energy-scale " + shlex.quote(f"{m}={model_energy_scale(m, config['variants'], head)}")
+        "--energy-scale "
+        + shlex.quote(f"{m}={model_energy_scale(m, config['variants'], head, config['baselines'])}")
         for m in models
     )
 

@@ -591,6 +591,9 @@ def parse_args(argv=None):
     parser.add_argument("--reference-config", required=True, type=Path)
     parser.add_argument("--force-shift-summary", type=Path, help="force_shift_density_summary.csv")
     parser.add_argument("--descriptors-dir", type=Path, help="holds {model}/{data set}.npy")
+    parser.add_argument(
+        "--labeller", action="append", default=[], help="TEST_SET=MODEL that made its labels"
+    )
     parser.add_argument("--config-file", default="config.yaml", help="named in the Markdown")
     parser.add_argument("--out", required=True, type=Path, help="CSV; the .md is written beside")
     return parser.parse_args(argv)
@@ -599,7 +602,8 @@ def parse_args(argv=None):
 def run(args) -> list[Finding]:
     import pandas as pd
 
-    from workflow_scripts.analysis.common import load_settings
+    from workflow_scripts.analysis import baseline_findings
+    from workflow_scripts.analysis.common import load_settings, parse_pairs
 
     variants = json.loads(args.variants_config.read_text())
     variants.pop("run_label", None)
@@ -622,7 +626,10 @@ def run(args) -> list[Finding]:
     header = md_header(
         settings["run_label"], args.config_file, uses_standins(reference, mace), inputs
     )
-    args.out.with_suffix(".md").write_text(markdown(findings, header))
+    section = baseline_findings.markdown_section(
+        pd.read_csv(args.table_a1), variants, parse_pairs(args.labeller, "--labeller")
+    )
+    args.out.with_suffix(".md").write_text(markdown(findings, header) + section)
     return findings
 
 

@@ -2,8 +2,8 @@
 
 Every frame of the data set is written back with its labels and ``MACE_energy`` (eV),
 ``MACE_forces`` (eV/Å), ``MACE_stress`` (eV/Å³, Voigt xx yy zz yz xz xy, ASE sign; periodic
-frames only) and info ``model`` and ``head``. The same keys are used for CHGNet, so the
-metric code treats every model alike.
+frames only) and info ``model`` and ``head``. The baselines (workflow_scripts.baselines) use
+the same keys, so the metric code treats every model alike.
 
 Multihead models: ``evaluation.multihead_head`` picks the head for every test set —
 ``finetuned`` (the new head, the model a user deploys; the default) or ``pretraining``
@@ -150,36 +150,6 @@ def _predict_batches(model, frames, indices, head, batch_size, device) -> None:
             position += 1
 
 
-def predict_chgnet(
-    frames: list, *, batch_size: int, device: str, version: str, model_name: str
-) -> dict:
-    """Add CHGNet predictions under the same MACE_* keys (CHGNet weights ship in its wheel)."""
-    import torch
-    from ase import units
-    from chgnet.model import CHGNet
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)  # CHGNet's weights and graphs are float32
-    try:
-        model = CHGNet.load(model_name=version, use_device=device, verbose=False)
-        structures = [AseAtomsAdaptor.get_structure(atoms) for atoms in frames]
-        predictions = model.predict_structure(structures, task="efs", batch_size=batch_size)
-    finally:
-        torch.set_default_dtype(previous)
-    if isinstance(predictions, dict):
-        predictions = [predictions]
-    for atoms, prediction in zip(frames, predictions, strict=True):
-        # CHGNet predicts eV/atom and GPa; its ASE calculator converts exactly like this.
-        atoms.info[ENERGY_KEY] = float(prediction["e"]) * len(atoms)
-        atoms.arrays[FORCES_KEY] = np.asarray(prediction["f"], dtype=np.float64)
-        stress = np.asarray(prediction["s"], dtype=np.float64) * units.GPa
-        atoms.info[STRESS_KEY] = _voigt(stress) if stress.shape == (3, 3) else stress
-        atoms.info["model"] = model_name  # no "head": CHGNet has one output (and ASE's
-        # extxyz writer garbles empty strings)
-    return {"evaluated": len(frames), "skipped": 0, "head": None}
-
-
 def read_frames(path: str | Path) -> list:
     import ase.io
 
@@ -198,33 +168,24 @@ def evaluate_file(
     out: Path,
     *,
     model_name: str,
-    model_path: Path | None,
+    model_path: Path,
     evaluation: dict,
     device: str,
 ) -> dict:
-    """Predict every frame of ``data`` with a MACE model file (or CHGNet when no path)."""
+    """Predict every frame of ``data`` with a MACE model file."""
     frames = read_frames(data)
     started = time.perf_counter()
-    if model_path is None:
-        summary = predict_chgnet(
-            frames,
-            batch_size=evaluation["batch_size"],
-            device=device,
-            version=evaluation["chgnet_model"],
-            model_name=model_name,
-        )
-    else:
-        model = settings.load_model(model_path, device)
-        heads = list(getattr(model, "heads", None) or ["Default"])
-        summary = predict_mace(
-            model,
-            frames,
-            head=choose_head(heads, evaluation["multihead_head"]),
-            batch_size=evaluation["batch_size"],
-            device=device,
-            dtype=evaluation["dtype"],
-            model_name=model_name,
-        )
+    model = settings.load_model(model_path, device)
+    heads = list(getattr(model, "heads", None) or ["Default"])
+    summary = predict_mace(
+        model,
+        frames,
+        head=choose_head(heads, evaluation["multihead_head"]),
+        batch_size=evaluation["batch_size"],
+        device=device,
+        dtype=evaluation["dtype"],
+        model_name=model_name,
+    )
     summary["seconds"] = round(time.perf_counter() - started, 3)
     write_frames(frames, out)
     return summary
@@ -233,10 +194,9 @@ def evaluate_file(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.mace.evaluate")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("mace", "predict with a MACE .model"), ("chgnet", "predict with CHGNet")):
+    for name, text in (("mace", "predict with a MACE .model"),):
         command = commands.add_parser(name, help=text)
-        if name == "mace":
-            command.add_argument("--model", required=True, type=Path, help=".model file")
+        command.add_argument("--model", required=True, type=Path, help=".model file")
         command.add_argument("--model-name", required=True, help="name in tables and files")
         command.add_argument("--data", required=True, type=Path, help="labelled extxyz")
         command.add_argument("--out", required=True, type=Path, help="predictions extxyz")
@@ -254,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data,
         args.out,
         model_name=args.model_name,
-        model_path=args.model if args.command == "mace" else None,
+        model_path=args.model,
         evaluation=settings.load_section(args.evaluation_config),
         device=device,
     )

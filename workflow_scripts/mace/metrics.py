@@ -11,9 +11,10 @@ Definitions (all on frames that have a prediction):
   MAE over the frames with that ``substituent`` info (Perovs-Dopants frames).
 
 Energy scales: every model predicts total energies on one code's scale (VASP for the
-foundation model, CHGNet, pretraining heads and heads trained on OMat24; CP2K for heads trained
-on CP2K labels, see ``energy_alignment.model_energy_scale``) and every test set is labelled on
-one (Perovs-Dopants: CP2K; MPtrj, OMat24: VASP). Within one code the energy MAE compares raw
+foundation model, pretraining heads and heads trained on OMat24; a baseline's declared
+``baselines.*.energy_scale``; CP2K for heads trained on CP2K labels, see
+``energy_alignment.model_energy_scale``) and every test set is labelled on one
+(Perovs-Dopants: CP2K; MPtrj, OMat24: VASP). Within one code the energy MAE compares raw
 energies; across codes the prediction is first moved to the label's code with the per-element
 offsets fitted on the CP2K-recomputed MPtrj subset (``--energy-alignment``;
 docs/energy_alignment.md): E_pred' = E_pred + sum n_Z delta_Z (CP2K -> VASP) or
@@ -48,7 +49,6 @@ METHOD_NAMES = {
     "multihead": "multihead",
     "scratch": "from scratch",
 }
-BASELINE_NAMES = {"chgnet": "CHGNet"}
 PER_SUBSTITUENT_COLUMNS = (
     "model",
     "test_set",
@@ -250,14 +250,15 @@ def per_substituent(
 
 
 def model_rows(
-    models: list[str], variants: dict, names: dict[str, str], foundation: str, chgnet: str
+    models: list[str], variants: dict, names: dict[str, str], foundation: str, baselines: dict
 ) -> list[dict]:
-    """Row labels of the tables: model, base model, finetune data, method."""
+    """Row labels of the tables: model, base model, finetune data, method (a baseline's base
+    model is its label, e.g. "SevenNet-0 (11Jul2024)")."""
     rows = []
     for model in models:
         variant = variants.get(model)
         if variant is None:
-            base = f"{BASELINE_NAMES.get(model, model)} {chgnet}".strip()
+            base = baselines.get(model, {}).get("label", model)
             rows.append(
                 {"model": model, "base_model": base, "finetune_data": "–", "method": "zero-shot"}
             )
@@ -500,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--models", required=True, nargs="+", help="rows, in order")
     tables.add_argument("--variants-config", required=True, type=Path)
     tables.add_argument("--evaluation-config", required=True, type=Path)
+    tables.add_argument("--baselines-config", required=True, type=Path, help="baselines.json")
     tables.add_argument("--dataset-config", required=True, type=Path)
     tables.add_argument("--reference-config", required=True, type=Path)
     tables.add_argument("--foundation-info", required=True, type=Path, help="foundation.json")
@@ -521,11 +523,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     foundation = settings.load_section(args.foundation_info)["name"]
     run_label = variants.pop("run_label", evaluation.get("run_label", ""))
-    labels = model_rows(args.models, variants, names, foundation, evaluation["chgnet_model"])
+    baselines = settings.load_section(args.baselines_config)
+    baselines.pop("run_label", None)
+    labels = model_rows(args.models, variants, names, foundation, baselines)
     test_sets = list(evaluation["test_sets"])
     head = evaluation.get("multihead_head", "finetuned")
     model_scales = {
-        model: energy_alignment.model_energy_scale(model, variants, head) for model in args.models
+        model: energy_alignment.model_energy_scale(model, variants, head, baselines)
+        for model in args.models
     }
     fit = energy_alignment.load_fit(args.energy_alignment) if args.energy_alignment else None
     tables = build_tables(
