@@ -38,6 +38,7 @@ include: "rules/reference.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 include: "rules/analysis.smk"
+include: "rules/screening.smk"
 
 
 rule all:

@@ -298,6 +298,7 @@ rule analysis_findings:
         table_a1="results/metrics/tableA1.csv",
         force_shift=lambda w: analysis_plan.findings_force_shift_files(config),
         descriptors=lambda w: analysis_plan.findings_descriptor_files(config),
+        screening=[t for t in screening_targets() if t.endswith("model_comparison.md")],
         variants=section_file("variants"),
         mace=section_file("mace"),
         analysis=section_file("analysis"),
@@ -324,13 +325,16 @@ rule analysis_findings:
         config_file=" ".join(os.path.relpath(f) for f in workflow.configfiles)
         or "config.yaml",
         labellers=analysis_plan.labeller_flags(config),
+        screening=lambda w, input: (
+            f"--screening-comparison {input.screening}" if input.screening else ""
+        ),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.findings"
         " --table-a1 {input.table_a1} {params.force_shift}"
         " --variants-config {input.variants} --mace-config {input.mace}"
         " --analysis-config {input.analysis} --reference-config {input.reference}"
         " --descriptors-dir results/descriptors --config-file {params.config_file:q}"
-        " {params.labellers} --out {output.table} > {log} 2>&1"
+        " {params.labellers} {params.screening} --out {output.table} > {log} 2>&1"
 
 
 rule analysis_leaderboard:

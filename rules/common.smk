@@ -30,6 +30,31 @@ except ConfigError as error:
 config.clear()
 config.update(_validated)
 
+# The screen needs a reference phase for every element and only models the config defines.
+if config["screening"]["enabled"]:
+    from workflow_scripts.screening import references as _references
+
+    _settings = config["screening"]["references"]
+    _problems = _references.plan_problems(
+        sorted(
+            {el for els in PLAN.host_elements.values() for el in els}
+            | {d.species for d in PLAN.defects}
+        ),
+        _settings["molecule_box"],
+        {el: str(BASE_DIR / p) for el, p in _settings["structures"].items()},
+    )
+    _unknown = sorted(
+        set(config["screening"]["models"] or [])
+        - set(config["variants"])
+        - set(config["baselines"])
+    )
+    if _unknown:
+        _problems.append(
+            f"config key 'screening.models': {_unknown} are neither variants nor baselines"
+        )
+    if _problems:
+        sys.exit("Invalid configuration:\n" + "\n".join(_problems))
+
 # A baseline in its own environment (SevenNet) needs that environment before any job runs.
 USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 if not USES_CONDA:
@@ -298,6 +323,101 @@ def baseline_python(model):
     return "python" if USES_CONDA else config["baselines"][model]["python"]
 
 
+# --- screening (rules/screening.smk) ----------------------------------------------------
+
+
+def screening_models():
+    """Models screened: screening.models, or every variant and baseline; none when off."""
+    if not config["screening"]["enabled"]:
+        return []
+    return config["screening"]["models"] or model_names()
+
+
+def reference_task(element):
+    """The CP2K task of an elemental reference: cell-relax (+ k-mesh) or relax (molecule)."""
+    settings = config["screening"]["references"]
+    box, spacing = settings["molecule_box"], settings["kpoint_spacing"]
+    structures = {
+        el: str(BASE_DIR / path) for el, path in settings["structures"].items()
+    }
+    if screening_references.reference(element, box, structures).kind == "molecule":
+        return "relax"
+    mesh = screening_references.kpoints(element, box, spacing, structures)
+    return "cell-relax" + (
+        "" if mesh is None else " --kpoints " + " ".join(map(str, mesh))
+    )
+
+
+def reference_structure_flag(element):
+    path = config["screening"]["references"]["structures"].get(element)
+    return "" if path is None else f"--structure {shlex.quote(str(BASE_DIR / path))}"
+
+
+def screening_defect_summaries():
+    return [
+        f"results/cp2k/relax/{host}/{defect}/summary.json"
+        for host, defect in defect_pairs()
+    ]
+
+
+def screening_host_summaries():
+    return [f"results/cp2k/relax/{host}/pristine/summary.json" for host in host_names()]
+
+
+def screening_reference_summaries():
+    return [
+        f"results/cp2k/reference/{element}/summary.json"
+        for element in dataset_elements()
+    ]
+
+
+def screening_pair_flags():
+    """--defect HOST/DEFECT=summary, --host HOST=summary, --reference ELEMENT=summary."""
+    flags = [
+        f"--defect {host}/{defect}=results/cp2k/relax/{host}/{defect}/summary.json"
+        for host, defect in defect_pairs()
+    ]
+    flags += [
+        f"--host {host}=results/cp2k/relax/{host}/pristine/summary.json"
+        for host in host_names()
+    ]
+    flags += [
+        f"--reference {el}=results/cp2k/reference/{el}/summary.json"
+        for el in dataset_elements()
+    ]
+    return " ".join(flags)
+
+
+def screening_model_input(model):
+    return baseline_file(model) if model in config["baselines"] else model_file(model)
+
+
+def screening_model_flag(model, path):
+    flag = "--baseline-config" if model in config["baselines"] else "--mace-model"
+    return f"{flag} {path}"
+
+
+def screening_conda_file(model):
+    if model in config["baselines"]:
+        return baseline_conda_file(model)
+    return str(BASE_DIR / "envs" / "mace.yaml")
+
+
+def screening_python(model):
+    return baseline_python(model) if model in config["baselines"] else "python"
+
+
+def screening_targets():
+    if not config["screening"]["enabled"]:
+        return []
+    return [
+        "results/screening/formation_energies.csv",
+        "results/screening/model_comparison.md",
+        "results/figures/screening_heatmap.png",
+        "results/figures/screening_parity.png",
+    ]
+
+
 # --- the `all` target -----------------------------------------------------------------------
 
 
@@ -320,4 +440,5 @@ def all_targets():
     tables = [Path(f).stem for f in mace_plan.metric_files() if f.endswith(".csv")]
     tables += [Path(f).stem for f in energy_alignment.fit_files(config)]
     targets += analysis_plan.analysis_targets(config, tables)
+    targets += screening_targets()
     return sorted(set(targets))

@@ -22,6 +22,7 @@ rule dataset_splits:
         train="results/dataset/train.extxyz",
         valid="results/dataset/valid.extxyz",
         test="results/dataset/test.extxyz",
+        held_out="results/dataset/held_out.extxyz",
     log:
         "logs/dataset/splits.log",
     conda:
@@ -34,7 +35,8 @@ rule dataset_splits:
         "python -m workflow_scripts.splits --settings {input.settings}"
         " --isolated-atoms {input.isolated_atoms} --train {output.train}"
         " --failures {input.failed_relax} --failures {input.failed_atoms}"
-        " --valid {output.valid} --test {output.test} {input.trajectories} > {log} 2>&1"
+        " --valid {output.valid} --test {output.test} --held-out {output.held_out}"
+        " {input.trajectories} > {log} 2>&1"
 
 
 DATASET_DIR = f"results/dataset/{config['dataset']['name']}"
@@ -46,6 +48,7 @@ rule dataset_artefact:
         train=rules.dataset_splits.output.train,
         valid=rules.dataset_splits.output.valid,
         test=rules.dataset_splits.output.test,
+        held_out=rules.dataset_splits.output.held_out,
         isolated_atoms="results/dataset/isolated_atoms.extxyz",
         dft=section_file("dft"),
         settings=section_file("dataset"),
@@ -53,6 +56,7 @@ rule dataset_artefact:
         train=f"{DATASET_DIR}/train.extxyz",
         valid=f"{DATASET_DIR}/valid.extxyz",
         test=f"{DATASET_DIR}/test.extxyz",
+        held_out=f"{DATASET_DIR}/held_out.extxyz",
         isolated_atoms=f"{DATASET_DIR}/isolated_atoms.extxyz",
         frames=f"{DATASET_DIR}/frames.csv",
         card=f"{DATASET_DIR}/README.md",
@@ -70,6 +74,7 @@ rule dataset_artefact:
         out_dir=lambda wildcards, output: Path(output.card).parent,
     shell:
         "python -m workflow_scripts.dataset_card --train {input.train} --valid {input.valid}"
-        " --test {input.test} --isolated-atoms {input.isolated_atoms}"
+        " --test {input.test} --held-out {input.held_out}"
+        " --isolated-atoms {input.isolated_atoms}"
         " --dft-settings {input.dft} --dataset-settings {input.settings}"
         " --name {params.name:q} --out-dir {params.out_dir:q} > {log} 2>&1"

@@ -187,3 +187,30 @@ def test_cli(tmp_path, inputs):
         expected[0] + 3,
         *expected[1:],
     ]
+
+
+@pytest.mark.parametrize("mode", ["frame", "trajectory"])
+def test_held_out_dopant_goes_whole_to_its_own_file_and_changes_no_other_split(
+    tmp_path, inputs, mode
+):
+    files, isolated = inputs
+    _, _, before = _run(tmp_path, (files[:-1], isolated), mode, tag="before")
+    held = ase.io.read(files[-1], index=":")
+    for atoms in held:
+        atoms.info["substituent"] = "Pb"
+    ase.io.write(files[-1], held, format="extxyz")
+    outputs = {name: tmp_path / "after" / f"{name}.extxyz" for name in splits.SPLITS}
+    outputs[splits.HELD_OUT] = tmp_path / "after" / "held_out.extxyz"
+    counts = splits.write_splits(
+        files, isolated, outputs, mode, [0.8, 0.1, 0.1], 0, held_out=["Pb"]
+    )
+    assert counts[splits.HELD_OUT] == LENGTHS[-1]  # the unconverged frame is dropped
+    assert {a.info["defect"] for a in ase.io.read(outputs["held_out"], ":")} == {"sub_9"}
+    for name in splits.SPLITS:  # byte for byte what the split was without the held-out dopant
+        assert outputs[name].read_text() == (tmp_path / "before" / f"{name}.extxyz").read_text()
+    assert len(before["test"]) == counts["test"]
+    with pytest.raises(ValueError, match="no file to write their frames to"):
+        splits.write_splits(
+            files, isolated, {n: tmp_path / "x" / f"{n}.extxyz" for n in splits.SPLITS},
+            mode, [0.8, 0.1, 0.1], 0, held_out=["Pb"],
+        )  # fmt: skip

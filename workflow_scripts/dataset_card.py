@@ -34,7 +34,8 @@ import numpy as np
 
 log = logging.getLogger("workflow_scripts.dataset_card")
 
-FILES = ("train", "valid", "test", "isolated_atoms")  # the extxyz files, in card order
+FILES = ("train", "valid", "test", "held_out", "isolated_atoms")  # extxyz files, card order
+OPTIONAL_FILES = ("held_out",)  # held-out dopants (dataset.split.held_out_substituents)
 ISOLATED_ATOM = "IsolatedAtom"
 COLUMNS = (
     "split", "index", "config_type", "host", "defect", "site", "substituent", "step",
@@ -141,7 +142,8 @@ E0_NOTE = (
 def contents_section(rows: list[dict], dataset: dict) -> str:
     """Counts per file and per host and defect kind, the elements and the split used."""
     per_file = []
-    for split in FILES:
+    present = {r["split"] for r in rows}
+    for split in [f for f in FILES if f not in OPTIONAL_FILES or f in present]:
         mine = [r for r in rows if r["split"] == split]
         atoms = sum(r["config_type"] == ISOLATED_ATOM for r in mine)
         n_atoms = sum(int(r["n_atoms"]) for r in mine)
@@ -161,6 +163,12 @@ def contents_section(rows: list[dict], dataset: dict) -> str:
         if split
         else ""
     )
+    held = sorted({r["substituent"] for r in rows if r["split"] == "held_out"})
+    if held:
+        split_text += (
+            f"Held-out dopants ({', '.join(held)}): their relaxations are in `held_out.extxyz` "
+            "only, in no train, valid or test file. "
+        )
     if split.get("mode") == "frame":
         split_text += (
             "Frames are drawn at random, as in the studies: ionic steps of one relaxation "
@@ -312,27 +320,29 @@ def build_artefact(
     for path in [*inputs.values(), dft_file] + ([dataset_file] if dataset_file else []):
         if not Path(path).is_file():
             raise DatasetCardError(f"{path}: no such file")
-    frames = {split: read_frames(Path(inputs[split])) for split in FILES}
+    files = [split for split in FILES if split in inputs]
+    frames = {split: read_frames(Path(inputs[split])) for split in files}
     dft = json.loads(Path(dft_file).read_text())
     dataset = json.loads(Path(dataset_file).read_text()) if dataset_file else {}
-    rows = [frame_row(split, i, a) for split in FILES for i, a in enumerate(frames[split])]
+    rows = [frame_row(split, i, a) for split in files for i, a in enumerate(frames[split])]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for split in FILES:
+    for split in files:
         shutil.copyfile(inputs[split], out_dir / f"{split}.extxyz")
         written.append(f"{split}.extxyz")
     write_csv(rows, out_dir / "frames.csv")
     card = render_card(name, rows, dft, dataset)
     (out_dir / "README.md").write_text(card, encoding="utf-8")
     write_checksums(out_dir, written + ["frames.csv", "README.md"])
-    return {split: len(frames[split]) for split in FILES}
+    return {split: len(frames[split]) for split in files}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.dataset_card")
     for split in FILES:
         flag = "--" + split.replace("_", "-")
-        parser.add_argument(flag, dest=split, required=True, type=Path, help=f"{split}.extxyz")
+        required = split not in OPTIONAL_FILES
+        parser.add_argument(flag, dest=split, required=required, type=Path, help=f"{split}.extxyz")
     parser.add_argument("--dft-settings", required=True, type=Path, help="results/config/dft.json")
     parser.add_argument(
         "--dataset-settings", type=Path, help="results/config/dataset.json (run label, split)"
@@ -345,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    inputs = {split: getattr(args, split) for split in FILES}
+    inputs = {split: getattr(args, split) for split in FILES if getattr(args, split)}
     try:
         counts = build_artefact(
             inputs, args.dft_settings, args.name, args.out_dir, args.dataset_settings

@@ -8,7 +8,10 @@ Two modes (config ``dataset.split.mode``):
 - ``trajectory``: whole relaxations are assigned to splits (no leakage); split sizes then
   match the fractions only to within about one trajectory.
 
-Isolated-atom frames (E0s) go to train only, first in the file. Frames whose SCF did not
+Held-out substituents (``dataset.split.held_out_substituents``): their relaxations go whole to
+``held_out.extxyz``, in no training, validation or test split (the screen's held-out dopants);
+the other relaxations are split exactly as without them. Isolated-atom frames
+(E0s) go to train only, first in the file. Frames whose SCF did not
 converge (``scf_converged=F``) are dropped. Frames are copied as text, so labels are written
 exactly as the trajectory stage wrote them. The same inputs and seed give identical files.
 
@@ -35,6 +38,7 @@ import numpy as np
 from workflow_scripts.reference.extxyz import RawFrame, is_isolated_atom, iter_raw_frames
 
 SPLITS = ("train", "valid", "test")
+HELD_OUT = "held_out"
 
 
 @dataclass(frozen=True)
@@ -43,13 +47,15 @@ class Trajectory:
     frames: list[RawFrame]
     failed: str = ""  # failure_kind of a relaxation that failed for good, else ""
     elements: frozenset[str] = frozenset()
+    substituent: str = ""  # the defect's substituent ("vacancy" for a vacancy)
 
 
 def read_trajectory(path: Path | str) -> tuple[Trajectory, int]:
     """The usable frames of one trajectory file and the number of unconverged ones dropped."""
-    kept, dropped, failed, elements = [], 0, "", set()
+    kept, dropped, failed, elements, substituent = [], 0, "", set(), ""
     for frame in iter_raw_frames(path):
         info = frame.info()
+        substituent = substituent or str(info.get("substituent", ""))
         if info.get("relaxation_status") == "failed":
             failed = str(info.get("failure_kind") or "failed")
         if info.get("scf_converged") is False:
@@ -62,7 +68,7 @@ def read_trajectory(path: Path | str) -> tuple[Trajectory, int]:
         if not kept:
             elements = frame_elements(frame, info)  # one composition per relaxation
         kept.append(frame)
-    return Trajectory(str(path), kept, failed, frozenset(elements)), dropped
+    return Trajectory(str(path), kept, failed, frozenset(elements), substituent), dropped
 
 
 def frame_elements(frame: RawFrame, info: dict | None = None) -> set[str]:
@@ -178,8 +184,16 @@ def trajectory_split(lengths, fractions, seed: int) -> list[np.ndarray]:
 
 
 def split_frames(
-    trajectories: list[Trajectory], mode: str, fractions, seed: int
+    trajectories: list[Trajectory], mode: str, fractions, seed: int, held_out=()
 ) -> dict[str, list[RawFrame]]:
+    """Frames per split; relaxations of ``held_out`` substituents go whole to a fourth part,
+    ``held_out``, and the others are split as if they were all there is (so holding a new
+    dopant out changes no frame of train, valid or test)."""
+    if held_out:
+        kept = [t for t in trajectories if t.substituent not in held_out]
+        parts = split_frames(kept, mode, fractions, seed)
+        parts[HELD_OUT] = [f for t in trajectories if t.substituent in held_out for f in t.frames]
+        return parts
     if mode == "frame":
         frames = [f for traj in trajectories for f in traj.frames]
         parts = frame_split(len(frames), fractions, seed)
@@ -202,6 +216,7 @@ def write_splits(
     seed: int,
     failures: list[dict] | None = None,
     failed_relaxations: str = "skip",
+    held_out=(),
 ) -> dict[str, int]:
     """Write train/valid/test; returns frames per split (train counts its isolated atoms).
     ``failures``: rows of the CP2K failures CSVs; see the module docstring."""
@@ -218,7 +233,8 @@ def write_splits(
     trajectories = drop_failed(trajectories, e0_elements, failures or [], failed_relaxations)
     if not any(t.frames for t in trajectories):
         raise ValueError("no usable frames in the trajectories")
-    parts = split_frames(trajectories, mode, fractions, seed)
+    parts = split_frames(trajectories, mode, fractions, seed, set(held_out))
+    held = parts.pop(HELD_OUT, [])
     empty = [name for name, w in zip(SPLITS, fractions, strict=True) if w > 0 and not parts[name]]
     if empty:
         n_frames = sum(len(t.frames) for t in trajectories)
@@ -229,6 +245,10 @@ def write_splits(
             + (", or use dataset.split.mode: frame" if mode == "trajectory" else "")
         )
     parts["train"] = atoms + parts["train"]
+    if HELD_OUT in outputs:
+        parts[HELD_OUT] = held
+    elif held:
+        raise ValueError("held-out substituents given but no file to write their frames to")
     for name, frames in parts.items():
         outputs[name].parent.mkdir(parents=True, exist_ok=True)
         with open(outputs[name], "w", encoding="utf-8") as handle:
@@ -249,6 +269,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--valid", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--held-out", type=Path, help="frames of held-out substituents")
     parser.add_argument(
         "--failures", type=Path, action="append", default=[], help="a CP2K failures CSV (repeat)"
     )
@@ -261,12 +282,14 @@ def main(argv=None) -> int:
     write_splits(
         args.trajectories,
         args.isolated_atoms,
-        {"train": args.train, "valid": args.valid, "test": args.test},
+        {"train": args.train, "valid": args.valid, "test": args.test}
+        | ({HELD_OUT: args.held_out} if args.held_out else {}),
         split["mode"],
         split["fractions"],
         split["seed"],
         read_failures(args.failures),
         settings.get("failed_relaxations", "skip"),
+        split.get("held_out_substituents", []),
     )
     return 0
 

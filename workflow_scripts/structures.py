@@ -64,6 +64,25 @@ def make_defect(args) -> None:
     log.info("%s/%s: %s, %d atoms", spec.host, spec.name, structure.formula, len(structure))
 
 
+def make_pristine(args) -> None:
+    """The host supercell without a defect, built exactly as the defect supercells are (same
+    repetition of the same host cell): E_host of the formation energies."""
+    import numpy as np
+
+    host = read_structure(Path(args.host_json))
+    structure = host.copy()
+    structure.make_supercell(np.diag(args.supercell))
+    structure.add_site_property("magmom", [0.0] * len(structure))
+    structure.properties = {
+        "host": host.properties["host"],
+        "defect": "pristine",
+        "kind": "pristine",
+        "source": host.properties["source"],
+    }
+    write_structure(structure, Path(args.out_json), Path(args.out_cif))
+    log.info("%s/pristine: %s, %d atoms", args.host_name, structure.formula, len(structure))
+
+
 def make_manifest(args) -> None:
     write_manifest([Path(p) for p in args.structures], Path(args.out))
     log.info("manifest of %d defect structures: %s", len(args.structures), args.out)
@@ -162,6 +181,14 @@ def main(argv=None) -> None:
     defect.add_argument("--out-json", required=True)
     defect.add_argument("--out-cif", required=True)
     defect.set_defaults(func=make_defect)
+    pristine = sub.add_parser("pristine", help="the host supercell without a defect")
+    pristine.add_argument("--host-json", required=True)
+    pristine.add_argument("--host-name", required=True)
+    pristine.add_argument("--supercell", type=int, nargs=3, required=True)
+    pristine.add_argument("--out-json", required=True)
+    pristine.add_argument("--out-cif", required=True)
+    pristine.set_defaults(func=make_pristine)
+
     manifest = sub.add_parser("manifest", help="CSV manifest of defect structures")
     manifest.add_argument("--out", required=True)
     manifest.add_argument("structures", nargs="+")

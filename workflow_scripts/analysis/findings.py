@@ -569,6 +569,16 @@ def md_header(run_label: str, config_file: str, standins: bool, inputs: list[str
     )
 
 
+def screening_section(comparison_md: Path) -> str:
+    """The screen's verdict (its last line: which model could have replaced DFT)."""
+    lines = [line for line in comparison_md.read_text().splitlines() if line.strip()]
+    return (
+        "\n## Dopant screening (beyond the papers)\n\n"
+        + lines[-1]
+        + f" Every model's numbers: `{comparison_md}`.\n"
+    )
+
+
 def uses_standins(reference: dict, mace: dict) -> bool:
     names = [reference.get(d, {}).get("name", "") for d in ("mptrj", "omat24")]
     sources = [reference.get(d, {}).get("source") for d in ("mptrj", "omat24")]
@@ -593,6 +603,9 @@ def parse_args(argv=None):
     parser.add_argument("--descriptors-dir", type=Path, help="holds {model}/{data set}.npy")
     parser.add_argument(
         "--labeller", action="append", default=[], help="TEST_SET=MODEL that made its labels"
+    )
+    parser.add_argument(
+        "--screening-comparison", type=Path, help="results/screening/model_comparison.md"
     )
     parser.add_argument("--config-file", default="config.yaml", help="named in the Markdown")
     parser.add_argument("--out", required=True, type=Path, help="CSV; the .md is written beside")
@@ -629,6 +642,8 @@ def run(args) -> list[Finding]:
     section = baseline_findings.markdown_section(
         pd.read_csv(args.table_a1), variants, parse_pairs(args.labeller, "--labeller")
     )
+    if args.screening_comparison:
+        section += screening_section(args.screening_comparison)
     args.out.with_suffix(".md").write_text(markdown(findings, header) + section)
     return findings
 

@@ -1,0 +1,221 @@
+"""Dopant screening (workflow_scripts.screening; docs/screening.md), when screening.enabled.
+
+Each host's pristine supercell (results/structures/{host}/pristine.json, relaxed by
+cp2k_relax like a defect, at exactly its defects' settings) and each element's reference
+phase (results/cp2k/reference/{element}/) -> the DFT screen set and formation energies
+(results/screening/) -> every model's screen (results/screening/models/{model}.csv) -> the
+comparison, its table and figures.
+"""
+
+from workflow_scripts.screening import references as screening_references
+
+
+ruleorder: pristine_structure > defect_structure
+
+
+rule pristine_structure:
+    """The host supercell without a defect, as the defect supercells are built."""
+    input:
+        host=lambda wildcards: supercell_host_file(wildcards.host),
+    output:
+        json="results/structures/{host}/pristine.json",
+        cif="results/structures/{host}/pristine.cif",
+    log:
+        "logs/structures/{host}/pristine.log",
+    conda:
+        "../envs/structures.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        supercell=lambda wildcards: " ".join(map(str, host_supercell(wildcards.host))),
+    shell:
+        "python -m workflow_scripts.structures pristine --host-json {input.host}"
+        " --host-name {wildcards.host} --supercell {params.supercell}"
+        " --out-json {output.json} --out-cif {output.cif} > {log} 2>&1"
+
+
+rule reference_structure:
+    """An element's reference phase (ASE's reference state, or a molecule in a box)."""
+    output:
+        "results/screening/references/{element}.extxyz",
+    log:
+        "logs/screening/reference_structure_{element}.log",
+    conda:
+        "../envs/structures.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        box=config["screening"]["references"]["molecule_box"],
+        structure=lambda w: reference_structure_flag(w.element),
+    shell:
+        "python -m workflow_scripts.screening.references --element {wildcards.element}"
+        " --box {params.box} {params.structure} --out {output} > {log} 2>&1"
+
+
+rule cp2k_reference:
+    """CP2K relaxation of one elemental reference: CELL_OPT with k-points for a solid,
+    GEO_OPT at Γ for a molecule."""
+    input:
+        structure=rules.reference_structure.output,
+        settings=section_file("dft"),
+    output:
+        "results/cp2k/reference/{element}/summary.json",
+    log:
+        "logs/cp2k/reference/{element}.log",
+    benchmark:
+        "results/benchmarks/cp2k/reference/{element}.tsv"
+    conda:
+        "../envs/cp2k.yaml"
+    threads: CP2K["threads"]
+    resources:
+        mem_mb=CP2K["mem_mb"],
+        runtime=CP2K["relax_runtime_min"],
+        mpi=config["dft"]["mpi_launcher"],
+        tasks=config["dft"]["mpi_ranks"],
+    params:
+        task=lambda w: reference_task(w.element),
+        workdir=lambda wildcards, output: Path(output[0]).parent,
+        runtime=dft_runtime_file(),
+    shell:
+        "python -m workflow_scripts.cp2k.run {params.task} --structure {input.structure}"
+        " --settings {input.settings} --runtime-settings {params.runtime}"
+        " --workdir {params.workdir} --summary {output}"
+        " --threads {threads} --walltime-min {resources.runtime}"
+        " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
+
+
+rule screening_dft:
+    """The DFT screen: converged defects, pristine hosts and references; formation energies."""
+    input:
+        manifest="results/structures/manifest.csv",
+        defects=screening_defect_summaries(),
+        hosts=screening_host_summaries(),
+        references=screening_reference_summaries(),
+    output:
+        structures="results/screening/dft_structures.extxyz",
+        formation=report(
+            "results/screening/formation_energies.csv",
+            caption="../report/screening_formation.rst",
+            category="5. Screening",
+        ),
+        potentials="results/screening/chemical_potentials.csv",
+        entries="results/screening/entries.csv",
+    log:
+        "logs/screening/dft.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        pairs=screening_pair_flags(),
+        held_out=" ".join(config["dataset"]["split"]["held_out_substituents"]),
+    shell:
+        "python -m workflow_scripts.screening.dft_set --manifest {input.manifest}"
+        " {params.pairs} --held-out {params.held_out}"
+        " --out-structures {output.structures} --out-formation {output.formation}"
+        " --out-potentials {output.potentials} --out-entries {output.entries} > {log} 2>&1"
+
+
+rule screening_model:
+    """One model's screen: single points at the DFT geometries and its own relaxations."""
+    input:
+        model=lambda w: screening_model_input(w.model),
+        structures=rules.screening_dft.output.structures,
+        screening=section_file("screening"),
+        settings=section_file("mace"),
+        evaluation=section_file("evaluation"),
+    output:
+        "results/screening/models/{model}.csv",
+    log:
+        "logs/screening/model_{model}.log",
+    benchmark:
+        "results/benchmarks/screening/model_{model}.tsv"
+    wildcard_constraints:
+        model=mace_plan.name_pattern(screening_models()),
+    conda:
+        lambda w: screening_conda_file(w.model)
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        python=lambda w: screening_python(w.model),
+        model=lambda w, input: screening_model_flag(w.model, input.model),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.python} -m workflow_scripts.screening.model_screen"
+        " --model-name {wildcards.model:q} {params.model} --structures {input.structures}"
+        " --screening-config {input.screening} --mace-config {input.settings}"
+        " --evaluation-config {input.evaluation} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule screening_compare:
+    """Every model's formation energies, rankings and sites against DFT's."""
+    input:
+        formation=rules.screening_dft.output.formation,
+        entries=rules.screening_dft.output.entries,
+        structures=rules.screening_dft.output.structures,
+        models=expand(rules.screening_model.output, model=screening_models()),
+    output:
+        values="results/screening/model_formation_energies.csv",
+        table=report(
+            "results/screening/model_comparison.csv",
+            caption="../report/screening_comparison.rst",
+            category="5. Screening",
+        ),
+        markdown="results/screening/model_comparison.md",
+    log:
+        "logs/screening/compare.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=" ".join(
+            f"--model {m}=results/screening/models/{m}.csv" for m in screening_models()
+        ),
+        run_label=config["run_label"],
+    shell:
+        "python -m workflow_scripts.screening.compare --formation {input.formation}"
+        " --entries {input.entries} --structures {input.structures} {params.models}"
+        " --run-label {params.run_label:q} --out-values {output.values}"
+        " --out {output.table} > {log} 2>&1"
+
+
+rule screening_figure:
+    """DFT formation energies per host, site and substituent; every model's parity."""
+    input:
+        lambda w: {
+            "heatmap": rules.screening_dft.output.formation,
+            "parity": rules.screening_compare.output.values,
+        }[w.figure],
+    output:
+        figure=report(
+            "results/figures/screening_{figure}.png",
+            caption="../report/screening_figures.rst",
+            category="5. Screening",
+        ),
+        table="results/figures/screening_{figure}.csv",
+    log:
+        "logs/screening/figure_{figure}.log",
+    wildcard_constraints:
+        figure="heatmap|parity",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        run_label=config["run_label"],
+    shell:
+        "python -m workflow_scripts.screening.figures {wildcards.figure} --table {input}"
+        " --run-label {params.run_label:q} --out {output.figure} > {log} 2>&1"
