@@ -341,11 +341,10 @@ def reference_task(element):
         el: str(BASE_DIR / path) for el, path in settings["structures"].items()
     }
     if screening_references.reference(element, box, structures).kind == "molecule":
-        return "relax"
-    mesh = screening_references.kpoints(element, box, spacing, structures)
-    return "cell-relax" + (
-        "" if mesh is None else " --kpoints " + " ".join(map(str, mesh))
-    )
+        return "relax --kpoints 1 1 1"  # a molecule in a box: Γ only
+    mesh = screening_references.kpoints(element, box, spacing, structures) or [1, 1, 1]
+    task = "cell-relax" if settings["relax_cell"] else "relax"
+    return f"{task} --kpoints " + " ".join(map(str, mesh))
 
 
 def reference_structure_flag(element):
@@ -386,6 +385,14 @@ def screening_pair_flags():
         for el in dataset_elements()
     ]
     return " ".join(flags)
+
+
+def relax_start_file(host, defect):
+    """Where CP2K starts a relaxation: the defect as built, or pre-relaxed by dft.prerelax
+    (defects only: a pristine supercell is already at its symmetric positions)."""
+    if config["dft"]["prerelax"] and defect != "pristine":
+        return f"results/structures/prerelaxed/{host}/{defect}.json"
+    return f"results/structures/{host}/{defect}.json"
 
 
 def screening_model_input(model):

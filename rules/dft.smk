@@ -46,9 +46,43 @@ rule cp2k_host_cell:
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
 
-rule cp2k_relax:
+rule mlip_prerelax:
+    """MLIP-first DFT (dft.prerelax): the defect relaxed by a model before CP2K starts."""
     input:
         structure="results/structures/{host}/{defect}.json",
+        model=lambda w: screening_model_input(config["dft"]["prerelax"]),
+        screening=section_file("screening"),
+        settings=section_file("mace"),
+        evaluation=section_file("evaluation"),
+    output:
+        "results/structures/prerelaxed/{host}/{defect}.json",
+    log:
+        "logs/structures/prerelaxed/{host}/{defect}.log",
+    benchmark:
+        "results/benchmarks/prerelax/{host}/{defect}.tsv"
+    conda:
+        lambda w: screening_conda_file(config["dft"]["prerelax"])
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        name=config["dft"]["prerelax"] or "",
+        python=lambda w: screening_python(config["dft"]["prerelax"]),
+        model=lambda w, input: screening_model_flag(
+            config["dft"]["prerelax"], input.model
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.python} -m workflow_scripts.screening.prerelax"
+        " --structure {input.structure} --model-name {params.name:q} {params.model}"
+        " --screening-config {input.screening} --mace-config {input.settings}"
+        " --evaluation-config {input.evaluation} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule cp2k_relax:
+    input:
+        structure=lambda w: relax_start_file(w.host, w.defect),
         settings=section_file("dft"),
     output:
         "results/cp2k/relax/{host}/{defect}/summary.json",

@@ -31,7 +31,13 @@ SLURM_CONF = Path("/etc/slurm/slurm.conf")
 CONF_MARKER = "written by perovs-dopants scripts/local_slurm.sh"
 BIN_DIR = Path(sys.executable).parent  # the venv's snakemake and python
 
-CP2K_RULES = {"cp2k_host_cell", "cp2k_relax", "cp2k_isolated_atom", "cp2k_mptrj_single_point"}
+CP2K_RULES = {
+    "cp2k_host_cell",
+    "cp2k_relax",
+    "cp2k_isolated_atom",
+    "cp2k_mptrj_single_point",
+    "cp2k_reference",
+}
 # Rules whose jobs share SLURM jobs (profiles/slurm: group-components), and how many per job:
 # the profile's default, set explicitly below so a user's environment cannot change it.
 GROUPED_RULES = {"isolated_atoms": "cp2k_isolated_atom"}
@@ -43,6 +49,8 @@ GPU_RULES = {
     "mace_descriptors",
     "baseline_predict",
     "standin_label",
+    "screening_model",
+    "mlip_prerelax",
 }
 # The workflow copy gets everything but the developer's results, logs, caches, data and tests.
 NOT_COPIED_TOP_LEVEL = [

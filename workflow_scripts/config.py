@@ -171,6 +171,14 @@ def resolve_baselines(config: dict, base_dir: Path) -> None:
         for name, spec in config["baselines"].items()
         for problem in registry.availability_problems(name, spec, base_dir)
     ]
+    prerelax = config["dft"].get("prerelax")
+    zero_shot = [n for n, v in config["variants"].items() if v["method"] == "zero_shot"]
+    if prerelax is not None and prerelax not in zero_shot + list(config["baselines"]):
+        problems.append(
+            f"config key 'dft.prerelax': {prerelax!r} must be a zero_shot variant "
+            f"({zero_shot}) or a baseline ({list(config['baselines'])}): a model trained on "
+            "this run's DFT data cannot relax the structures that data comes from"
+        )
     if problems:
         raise ConfigError("\n".join(problems))
 

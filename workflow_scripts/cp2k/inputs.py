@@ -62,6 +62,7 @@ NON_PHYSICS_KEYS = (
     "resources",
     "failures",
     "batch",
+    "prerelax",  # moves the starting geometry: hashed with the structure, not the settings
 )
 
 

@@ -753,6 +753,11 @@ def main(argv=None) -> int:
             task.add_argument(
                 "--kpoints", type=int, nargs=3, default=None, help="host mesh (default: Γ)"
             )
+        if name == "relax":
+            task.add_argument(
+                "--kpoints", type=int, nargs=3, default=None,
+                help="mesh instead of dft.kpoints (1 1 1: Γ, e.g. a molecule in a box)",
+            )  # fmt: skip
         task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
         task.add_argument("--summary", required=True, help="summary JSON written on success")
         add_launch_arguments(task)
@@ -767,7 +772,9 @@ def main(argv=None) -> int:
         )
         if task != "isolated_atom":
             atoms, _ = load_structure(args.structure, args.index)
-        if task == "cell_relax":  # the host cell's own mesh (part of its settings hash)
+        # a host cell's own mesh, or a relaxation's instead of dft.kpoints (Γ for a molecule);
+        # part of the settings hash either way
+        if task == "cell_relax" or (task == "relax" and args.kpoints is not None):
             settings["kpoints"] = args.kpoints
     except (InputError, KeyError) as error:
         logger.error("cannot build the CP2K input: %s", error)

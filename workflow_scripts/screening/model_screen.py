@@ -52,8 +52,8 @@ def mace_calculator(path: Path, device: str, evaluation: dict):
     return MACECalculator(model_paths=str(path), device=device, default_dtype="float64", head=head)
 
 
-def relax(atoms, calculator, relax_cell: bool, optimizer: dict) -> dict:
-    """Relax a copy of ``atoms``; energy, steps, convergence and the final max force."""
+def relax_atoms(atoms, calculator, relax_cell: bool, optimizer: dict):
+    """A relaxed copy of ``atoms`` and its energy, steps, convergence and final max force."""
     import ase.optimize
     from ase.filters import FrechetCellFilter
 
@@ -63,12 +63,29 @@ def relax(atoms, calculator, relax_cell: bool, optimizer: dict) -> dict:
     optimiser = getattr(ase.optimize, optimizer["name"])(target, logfile=None)
     converged = bool(optimiser.run(fmax=optimizer["fmax"], steps=optimizer["max_steps"]))
     forces = target.get_forces()
-    return {
+    return work, {
         "energy_relaxed_ev": float(work.get_potential_energy()),
         "relax_steps": int(optimiser.get_number_of_steps()),
         "relax_converged": converged,
         "final_fmax_ev_per_a": float(np.sqrt((forces**2).sum(axis=1)).max()),
     }
+
+
+def relax(atoms, calculator, relax_cell: bool, optimizer: dict) -> dict:
+    """Energy, steps, convergence and final max force of a relaxation of ``atoms``."""
+    return relax_atoms(atoms, calculator, relax_cell, optimizer)[1]
+
+
+def calculator_from_args(args):
+    """The calculator named by ``--mace-model`` or ``--baseline-config`` (+ ``--model-name``)."""
+    device = settings.resolve_device(settings.load_section(args.mace_config)["device"])
+    if args.mace_model:
+        evaluation = settings.load_section(args.evaluation_config)
+        return mace_calculator(args.mace_model, device, evaluation)
+    from workflow_scripts.baselines import registry
+
+    spec = json.loads(args.baseline_config.read_text())[args.model_name]
+    return registry.build_calculator(spec, device)
 
 
 def single_point(atoms, calculator) -> float:
@@ -113,15 +130,7 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     settings.use_threads(args.threads)
-    device = settings.resolve_device(settings.load_section(args.mace_config)["device"])
-    if args.mace_model:
-        evaluation = settings.load_section(args.evaluation_config)
-        calculator = mace_calculator(args.mace_model, device, evaluation)
-    else:
-        from workflow_scripts.baselines import registry
-
-        spec = json.loads(args.baseline_config.read_text())[args.model_name]
-        calculator = registry.build_calculator(spec, device)
+    calculator = calculator_from_args(args)
     optimizer = settings.load_section(args.screening_config)["optimizer"]
     rows = screen(read(args.structures, index=":"), calculator, optimizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
