@@ -9,6 +9,9 @@ A job that fails for a physical reason (workflow_scripts/cp2k/failures.py) write
 with status failed and exits 0; the aggregations skip it, and cp2k_failures_check stops the
 run before any data set is built when more than dft.failures.max_failed_fraction of the jobs
 of one kind failed. results/cp2k/failures.csv lists every failed job (in the report).
+
+priority 10: the CP2K jobs on the way to the data set and the foundation's E0s go first (as do
+the MACE trainings); leaves such as the screen's elemental references fill the free cores.
 """
 
 CP2K = config["dft"]["resources"]
@@ -28,6 +31,7 @@ rule cp2k_host_cell:
         "results/benchmarks/cp2k/host_cell/{host}.tsv"
     conda:
         "../envs/cp2k.yaml"
+    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -92,6 +96,7 @@ rule cp2k_relax:
         "results/benchmarks/cp2k/relax/{host}/{defect}.tsv"
     conda:
         "../envs/cp2k.yaml"
+    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -147,6 +152,7 @@ rule cp2k_isolated_atom:
         "isolated_atoms"
     conda:
         "../envs/cp2k.yaml"
+    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -203,6 +209,7 @@ rule cp2k_mptrj_single_point:
         "results/benchmarks/cp2k/mptrj_sp/batch_{batch}.tsv"
     conda:
         "../envs/cp2k.yaml"
+    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],

@@ -23,6 +23,7 @@ rule mace_foundation_model:
         "results/benchmarks/mace/foundation_model.tsv"
     conda:
         "../envs/mace.yaml"
+    priority: 10
     threads: 2
     resources:
         mem_mb=8000,
@@ -57,6 +58,7 @@ rule mace_train:
         variant=mace_plan.name_pattern(mace_plan.trainable_variants(config)),
     conda:
         "../envs/mace.yaml"
+    priority: 10
     threads: 2
     resources:
         mem_mb=16000,
