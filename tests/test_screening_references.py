@@ -53,8 +53,17 @@ def test_kpoint_mesh_for_solids_gamma_for_molecules():
     assert references.kpoints("Sr", 8.0, 0.5) == [4, 4, 4]
 
 
-def test_workflow_plans_one_reference_job_per_element(tmp_path):
+def screening_demo_config() -> dict:
+    """The demo config with the screen on and Pb held out on both SrTiO3 sites."""
     config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
+    config["screening"]["enabled"] = True
+    config["hosts"]["SrTiO3"]["substituents"] = {"A": ["Ba", "Pb"], "B": ["Zr", "Pb"]}
+    config["dataset"]["split"]["held_out_substituents"] = ["Pb"]
+    return config
+
+
+def test_workflow_plans_one_reference_job_per_element(tmp_path):
+    config = screening_demo_config()
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = subprocess.run(
@@ -75,13 +84,16 @@ def test_workflow_plans_one_reference_job_per_element(tmp_path):
     assert "relax --kpoints 1 1 1 --structure results/screening/references/O.extxyz" in (
         result.stdout
     )
-    # every host gets its pristine supercell, relaxed like a defect
+    # every host gets its pristine supercell, relaxed like a defect; every model is screened
     for host in ("SrTiO3", "CsPbBr3"):
         assert f"results/cp2k/relax/{host}/pristine/summary.json" in result.stdout
+    for model in ("chgnet", "sevennet-0", "ft-dopants-standard", "MACE-stand-in-foundation"):
+        assert f"results/screening/models/{model}.csv" in result.stdout
+    assert "--held-out Pb" in result.stdout
 
 
 def test_workflow_refuses_an_element_without_reference_before_any_job(tmp_path):
-    config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
+    config = screening_demo_config()
     config["hosts"]["SrTiO3"]["substituents"]["B"] = ["Zr", "Ga"]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
