@@ -67,9 +67,9 @@ def test_workflow_plans_one_reference_job_per_element(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path),
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--configfile", str(path),
          "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile"),
-         "results/screening/formation_energies.csv"],
+         "results/screening/model_comparison.md"],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -98,7 +98,7 @@ def test_workflow_refuses_an_element_without_reference_before_any_job(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path),
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--configfile", str(path),
          "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile")],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip
