@@ -29,9 +29,9 @@ rule cp2k_host_cell:
         "logs/cp2k/host_cell/{host}.log",
     benchmark:
         "results/benchmarks/cp2k/host_cell/{host}.tsv"
+    priority: 10
     conda:
         "../envs/cp2k.yaml"
-    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -94,9 +94,9 @@ rule cp2k_relax:
         "logs/cp2k/relax/{host}/{defect}.log",
     benchmark:
         "results/benchmarks/cp2k/relax/{host}/{defect}.tsv"
+    priority: 10
     conda:
         "../envs/cp2k.yaml"
-    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -148,11 +148,11 @@ rule cp2k_isolated_atom:
         "logs/cp2k/atoms/{element}.log",
     benchmark:
         "results/benchmarks/cp2k/atoms/{element}.tsv"
+    priority: 10
     group:
         "isolated_atoms"
     conda:
         "../envs/cp2k.yaml"
-    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
@@ -207,9 +207,9 @@ rule cp2k_mptrj_single_point:
         "logs/cp2k/mptrj_sp/batch_{batch}.log",
     benchmark:
         "results/benchmarks/cp2k/mptrj_sp/batch_{batch}.tsv"
+    priority: 10
     conda:
         "../envs/cp2k.yaml"
-    priority: 10
     threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],

@@ -21,9 +21,9 @@ rule mace_foundation_model:
         "logs/mace/foundation_model.log",
     benchmark:
         "results/benchmarks/mace/foundation_model.tsv"
+    priority: 10
     conda:
         "../envs/mace.yaml"
-    priority: 10
     threads: 2
     resources:
         mem_mb=8000,
@@ -56,9 +56,9 @@ rule mace_train:
         "results/benchmarks/mace/train_{variant}.tsv"
     wildcard_constraints:
         variant=mace_plan.name_pattern(mace_plan.trainable_variants(config)),
+    priority: 10
     conda:
         "../envs/mace.yaml"
-    priority: 10
     threads: 2
     resources:
         mem_mb=16000,
