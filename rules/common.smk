@@ -334,16 +334,24 @@ def screening_models():
 
 
 def reference_task(element):
-    """The CP2K task of an elemental reference: cell-relax (+ k-mesh) or relax (molecule)."""
+    """The CP2K task of an elemental reference: cell-relax (+ k-mesh), relax (a molecule, or
+    a solid at a fixed cell with free coordinates) or, at a fixed cell with every position
+    fixed by symmetry, a single point (a relaxation would only re-evaluate the start)."""
     settings = config["screening"]["references"]
     box, spacing = settings["molecule_box"], settings["kpoint_spacing"]
     structures = {
         el: str(BASE_DIR / path) for el, path in settings["structures"].items()
     }
-    if screening_references.reference(element, box, structures).kind == "molecule":
+    reference = screening_references.reference(element, box, structures)
+    if reference.kind == "molecule":
         return "relax --kpoints 1 1 1"  # a molecule in a box: Γ only
     mesh = screening_references.kpoints(element, box, spacing, structures) or [1, 1, 1]
-    task = "cell-relax" if settings["relax_cell"] else "relax"
+    if settings["relax_cell"]:
+        task = "cell-relax"
+    elif screening_references.positions_fixed_by_symmetry(reference.atoms):
+        task = "single-point"
+    else:
+        task = "relax"
     return f"{task} --kpoints " + " ".join(map(str, mesh))
 
 

@@ -53,6 +53,20 @@ def test_kpoint_mesh_for_solids_gamma_for_molecules():
     assert references.kpoints("Sr", 8.0, 0.5) == [4, 4, 4]
 
 
+def test_positions_fixed_by_symmetry_only_without_free_coordinates():
+    for element in ("Sr", "Ti", "Sn", "Cs"):  # fcc, hcp, diamond, bcc
+        assert references.positions_fixed_by_symmetry(references.reference(element, 8.0).atoms)
+    # rhombohedral Bi (A7: the z of 2c is free) and alpha-Mn (x of 24g, x,z of 8c) relax
+    assert not references.positions_fixed_by_symmetry(references.reference("Bi", 8.0).atoms)
+    alpha_mn = {"Mn": str(REPO / "resources/references/Mn_alpha.cif")}
+    mn = references.reference("Mn", 8.0, alpha_mn).atoms
+    assert not references.positions_fixed_by_symmetry(mn)
+    # a displaced atom in hcp Ti breaks the symmetry that held it
+    titanium = references.reference("Ti", 8.0).atoms
+    titanium.positions[0, 2] += 0.2
+    assert not references.positions_fixed_by_symmetry(titanium)
+
+
 def screening_demo_config() -> dict:
     """The demo config with the screen on and Pb held out on both SrTiO3 sites."""
     config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
@@ -79,8 +93,14 @@ def test_workflow_plans_one_reference_job_per_element(tmp_path):
         if line.strip().startswith("output: results/cp2k/reference/")
     )
     assert planned == ["Ba", "Br", "Cs", "O", "Pb", "Rb", "Sn", "Sr", "Ti", "Zr"]
-    # the demo keeps ASE's lattices (screening.references.relax_cell: false)
-    assert "relax --kpoints 4 4 4 --structure results/screening/references/Sr" in result.stdout
+    # the demo keeps ASE's lattices (screening.references.relax_cell: false): fcc Sr and hcp
+    # Ti have no free coordinate, so a single point; the O2 bond relaxes
+    assert "single-point --kpoints 4 4 4 --structure results/screening/references/Sr" in (
+        result.stdout
+    )
+    assert "single-point --kpoints 5 5 3 --structure results/screening/references/Ti" in (
+        result.stdout
+    )
     assert "relax --kpoints 1 1 1 --structure results/screening/references/O.extxyz" in (
         result.stdout
     )

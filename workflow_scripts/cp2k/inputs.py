@@ -231,6 +231,10 @@ def prepare(task: str, atoms, settings: dict, data_dir: Path | None = None) -> C
             kpoints = tuple(settings["kpoints"]) if settings["kpoints"] else None
             if kpoints == (1, 1, 1):
                 kpoints = None
+        elif settings["single_point"].get("kpoints"):  # a mesh given for this job
+            kpoints = tuple(settings["single_point"]["kpoints"])
+            if kpoints == (1, 1, 1):
+                kpoints = None
         else:
             kpoints = kpoint_mesh(atoms.cell, settings["single_point"]["kpoint_spacing"])
         base_scf = base_strategy(settings["scf"], uses_kpoints=kpoints is not None)

@@ -758,6 +758,11 @@ def main(argv=None) -> int:
                 "--kpoints", type=int, nargs=3, default=None,
                 help="mesh instead of dft.kpoints (1 1 1: Γ, e.g. a molecule in a box)",
             )  # fmt: skip
+        if name == "single-point":
+            task.add_argument(
+                "--kpoints", type=int, nargs=3, default=None,
+                help="mesh instead of one from dft.single_point.kpoint_spacing",
+            )  # fmt: skip
         task.add_argument("--workdir", required=True, help="calculation folder (run_NNN inside)")
         task.add_argument("--summary", required=True, help="summary JSON written on success")
         add_launch_arguments(task)
@@ -776,6 +781,8 @@ def main(argv=None) -> int:
         # part of the settings hash either way
         if task == "cell_relax" or (task == "relax" and args.kpoints is not None):
             settings["kpoints"] = args.kpoints
+        elif task == "single_point" and args.kpoints is not None:
+            settings["single_point"] = {**settings["single_point"], "kpoints": args.kpoints}
     except (InputError, KeyError) as error:
         logger.error("cannot build the CP2K input: %s", error)
         return 2

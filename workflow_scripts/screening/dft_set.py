@@ -27,6 +27,8 @@ from pathlib import Path
 from workflow_scripts.screening import formation
 
 CONVERGED = "converged"
+# A reference whose positions symmetry fixes (at a fixed cell) is a single point: "done".
+USABLE = (CONVERGED, "done")
 ENTRY_COLUMNS = [
     "screen_id", "kind", "host", "defect", "element", "status", "used", "reason",
     "energy_ev", "n_atoms", "dft_wall_s", "dft_force_evaluations", "held_out",
@@ -55,7 +57,7 @@ def relaxation(summary_path: Path):
     from workflow_scripts.cp2k.trajectory import stitch, to_atoms
 
     summary = json.loads(summary_path.read_text())
-    if summary.get("status") != CONVERGED:
+    if summary.get("status") not in USABLE:
         return summary, None, None
     stitched = stitch(summary_path.parent)
     if not stitched.frames:
@@ -68,7 +70,7 @@ def relaxation(summary_path: Path):
 
 def _entry(screen_id, kind, summary, final, **keys) -> dict:
     status = summary.get("status", "missing")
-    reason = "" if status == CONVERGED else f"CP2K job ended {status}"
+    reason = "" if status in USABLE else f"CP2K job ended {status}"
     if status == "failed":
         reason += f" ({summary.get('failure_kind')}: {summary.get('failure_reason')})"
     return {

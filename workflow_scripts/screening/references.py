@@ -117,6 +117,27 @@ def plan_problems(elements, box: float, structures: dict[str, str] | None = None
     return problems
 
 
+def positions_fixed_by_symmetry(atoms, symprec: float = 1e-3) -> bool:
+    """True when no atom has a free coordinate: each atom's site-symmetry operations (those
+    mapping it onto itself) leave only the zero displacement invariant. Forces vanish by
+    symmetry then, so at a fixed cell a relaxation would only re-evaluate the start (fcc, bcc,
+    hcp, diamond: yes; rhombohedral As/Bi and α-Mn have free parameters)."""
+    import numpy as np
+    import spglib
+
+    cell = (np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
+    symmetry = spglib.get_symmetry(cell, symprec=symprec)
+    for position in cell[1]:
+        invariant = []
+        for rotation, translation in zip(symmetry["rotations"], symmetry["translations"]):
+            shift = rotation @ position + translation - position
+            if np.abs(shift - np.round(shift)).max() < symprec:
+                invariant.append(rotation - np.eye(3))
+        if np.linalg.matrix_rank(np.vstack(invariant), tol=1e-6) < 3:
+            return False
+    return True
+
+
 def kpoints(element: str, box: float, spacing: float, structures=None) -> list[int] | None:
     """The reference's k-mesh (None = Γ: molecules, or a mesh of 1x1x1)."""
     from workflow_scripts.cp2k.inputs import kpoint_mesh
