@@ -129,7 +129,9 @@ def positions_fixed_by_symmetry(atoms, symprec: float = 1e-3) -> bool:
     symmetry = spglib.get_symmetry(cell, symprec=symprec)
     for position in cell[1]:
         invariant = []
-        for rotation, translation in zip(symmetry["rotations"], symmetry["translations"]):
+        for rotation, translation in zip(
+            symmetry["rotations"], symmetry["translations"], strict=True
+        ):
             shift = rotation @ position + translation - position
             if np.abs(shift - np.round(shift)).max() < symprec:
                 invariant.append(rotation - np.eye(3))
