@@ -68,11 +68,11 @@ def test_positions_fixed_by_symmetry_only_without_free_coordinates():
 
 
 def screening_demo_config() -> dict:
-    """The demo config with the screen on and Pb held out on both SrTiO3 sites."""
+    """The demo config: the screen on, Pb held out on both SrTiO3 sites."""
     config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
-    config["screening"]["enabled"] = True
-    config["hosts"]["SrTiO3"]["substituents"] = {"A": ["Ba", "Pb"], "B": ["Zr", "Pb"]}
-    config["dataset"]["split"]["held_out_substituents"] = ["Pb"]
+    assert config["screening"]["enabled"]
+    assert config["hosts"]["SrTiO3"]["substituents"] == {"A": ["Ba", "Pb"], "B": ["Zr", "Pb"]}
+    assert config["dataset"]["split"]["held_out_substituents"] == ["Pb"]
     return config
 
 

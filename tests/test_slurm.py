@@ -341,6 +341,9 @@ def scenario_config():
     # A few frames per relaxation: a large test share keeps the test split non-empty.
     config.setdefault("dataset", {}).setdefault("split", {})["fractions"] = [0.4, 0.2, 0.4]
     config["baselines"] = ["chgnet"]  # the copy has no .venv-sevennet
+    # The screen (its own tests) and its held-out dopant are not this scenario's subject.
+    config["screening"]["enabled"] = False
+    config["dataset"]["split"]["held_out_substituents"] = []
     return config
 
 
