@@ -30,11 +30,14 @@ wildcard_constraints:
     batch=r"\d+",
 
 
+# One module per stage, in the order of the data flow (the MPtrj subset's structures come
+# before the CP2K jobs that label them).
 include: "rules/common.smk"
 include: "rules/structures.smk"
+include: "rules/reference.smk"
 include: "rules/dft.smk"
 include: "rules/dataset.smk"
-include: "rules/reference.smk"
+include: "rules/descriptors.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 include: "rules/analysis.smk"

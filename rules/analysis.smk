@@ -14,27 +14,6 @@ from workflow_scripts.mace import plan as mace_plan
 FIGURE_CAPTION = "../report/figure_table.rst"
 
 
-rule analysis_embedding_sample:
-    input:
-        pool=f"results/reference/{mptrj_name()}/pool.extxyz",
-    output:
-        analysis_plan.embedding_sample_file(mptrj_name()),
-    log:
-        "logs/analysis/embedding_sample.log",
-    conda:
-        "../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    params:
-        size=config["analysis"]["embedding_sample_size"],
-        seed=config["analysis"]["seed"],
-    shell:
-        "python -m workflow_scripts.analysis.embeddings sample --pool {input.pool}"
-        " --size {params.size} --seed {params.seed} --out {output} > {log} 2>&1"
-
-
 rule analysis_initial_structures:
     """The initial structure (ionic step 0) of every Perovs-Dopants relaxation (Fig. 2)."""
     input:
@@ -58,6 +37,7 @@ rule analysis_initial_structures:
 
 
 rule analysis_force_shift_density:
+    """CP2K-vs-VASP force shift on the CP2K MPtrj subset: density plot and summary."""
     input:
         reference=dataset_file("mptrj_cp2k_subset"),
         predictions=lambda w: analysis_plan.predictions_file(
@@ -104,6 +84,7 @@ rule analysis_force_shift_density:
 
 
 rule analysis_force_shift_periodic_table:
+    """The force shift per element on a periodic table."""
     input:
         reference=dataset_file("mptrj_cp2k_subset"),
         settings=section_file("analysis"),
@@ -139,6 +120,7 @@ rule analysis_force_shift_periodic_table:
 
 
 rule analysis_embedding_maps:
+    """t-SNE and PHATE maps of the data sets in each model's descriptor space."""
     input:
         descriptors=lambda w: analysis_plan.map_descriptor_files(config),
         predictions=lambda w: analysis_plan.map_prediction_files(config),
@@ -190,6 +172,7 @@ rule analysis_embedding_maps:
 
 
 rule analysis_dataset_coverage:
+    """t-SNE of the Perovs-Dopants frames against the MPtrj pool (coverage)."""
     input:
         descriptors=lambda w: analysis_plan.coverage_descriptor_files(config),
         settings=section_file("analysis"),
@@ -225,6 +208,7 @@ rule analysis_dataset_coverage:
 
 
 rule analysis_element_distribution:
+    """Element counts of the hosts and substituents (the study's Fig. 1)."""
     input:
         manifest="results/structures/manifest.csv",
         hosts=expand("results/hosts/{host}.json", host=host_names()),
@@ -259,6 +243,7 @@ rule analysis_element_distribution:
 
 
 rule analysis_per_substituent:
+    """Force error per substituent for every model, as a table and a chart."""
     input:
         metrics="results/metrics/per_substituent.csv",
         settings=section_file("analysis"),
@@ -378,6 +363,7 @@ rule analysis_leaderboard:
 
 
 rule analysis_metric_table:
+    """One metric table as HTML for the report."""
     input:
         "results/metrics/{table}.csv",
     output:

@@ -336,7 +336,8 @@ def screening_models():
 def reference_task(element):
     """The CP2K task of an elemental reference: cell-relax (+ k-mesh), relax (a molecule, or
     a solid at a fixed cell with free coordinates) or, at a fixed cell with every position
-    fixed by symmetry, a single point (a relaxation would only re-evaluate the start)."""
+    fixed by symmetry, a single point (a relaxation would only re-evaluate the start).
+    """
     settings = config["screening"]["references"]
     box, spacing = settings["molecule_box"], settings["kpoint_spacing"]
     structures = {

@@ -1,4 +1,6 @@
-"""Perovs-Dopants data set: trajectories + isolated atoms -> train/valid/test (workflow_scripts.splits).
+"""Data sets from the CP2K jobs: each relaxation's trajectory, the isolated atoms' E0 frames,
+the CP2K labels of the MPtrj subset (workflow_scripts.cp2k.trajectory), and the Perovs-Dopants
+train/valid/test split (workflow_scripts.splits).
 
 CP2K jobs that failed for good are left out (failed relaxations by default:
 dataset.failed_relaxations; frames with an element whose isolated atom failed always), each
@@ -8,7 +10,77 @@ results/dataset/{dataset.name}/ (workflow_scripts.dataset_card).
 """
 
 
+rule trajectory:
+    """One relaxation's frames as extxyz, in mace-torch's keys and eV/Å units."""
+    input:
+        summary="results/cp2k/relax/{host}/{defect}/summary.json",
+        structure="results/structures/{host}/{defect}.json",
+    output:
+        "results/trajectories/{host}/{defect}.extxyz",
+    log:
+        "logs/cp2k/trajectory/{host}/{defect}.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        workdir=lambda wildcards, input: Path(input.summary).parent,
+        dataset=config["dataset"]["name"],
+    shell:
+        "python -m workflow_scripts.cp2k.trajectory relax --workdir {params.workdir}"
+        " --structure {input.structure} --summary {input.summary}"
+        " --dataset {params.dataset:q} --out {output} > {log} 2>&1"
+
+
+rule isolated_atoms_dataset:
+    """The isolated atoms' CP2K energies as E0 frames (config_type IsolatedAtom)."""
+    input:
+        summaries=cp2k_outputs("isolated_atom"),
+        failures="results/cp2k/failures/isolated_atom.csv",
+    output:
+        "results/dataset/isolated_atoms.extxyz",
+    log:
+        "logs/cp2k/isolated_atoms.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        workdirs=lambda wildcards, input: [Path(s).parent for s in input.summaries],
+        dataset=config["dataset"]["name"],
+    shell:
+        "python -m workflow_scripts.cp2k.trajectory atoms --workdirs {params.workdirs}"
+        " --dataset {params.dataset:q} --out {output} > {log} 2>&1"
+
+
+rule mptrj_cp2k_labels:
+    """The MPtrj subset relabelled by CP2K: frames from the single-point listings."""
+    input:
+        structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
+        batches=cp2k_outputs("single_point"),
+        failures="results/cp2k/failures/single_point.csv",
+    output:
+        dataset_file("mptrj_cp2k_subset"),
+    log:
+        "logs/cp2k/mptrj_cp2k_labels.log",
+    conda:
+        "../envs/cp2k.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m workflow_scripts.cp2k.trajectory mptrj-labels"
+        " --structures {input.structures} --batches {input.batches} --out {output}"
+        " > {log} 2>&1"
+
+
 rule dataset_splits:
+    """The 8:1:1 (configurable) split of the relaxation frames, plus held-out dopants."""
     input:
         settings=section_file("dataset"),
         isolated_atoms="results/dataset/isolated_atoms.extxyz",

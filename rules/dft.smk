@@ -1,5 +1,6 @@
-"""CP2K (workflow_scripts.cp2k): relaxations -> trajectories, isolated atoms -> E0 frames,
-MPtrj single points (in batches, workflow_scripts/cp2k/batch.py) -> CP2K labels of the subset.
+"""CP2K (workflow_scripts.cp2k): host cell relaxations, defect relaxations, isolated atoms,
+MPtrj single points (in batches, workflow_scripts/cp2k/batch.py), the failure checks and the
+input check. The frames they give are read in dataset.smk.
 
 Each CP2K job declares only a small summary JSON as output. Its calculation folder
 (results/cp2k/...; run_000, run_001, ... inside) is not declared, so a killed or failed job
@@ -85,6 +86,7 @@ rule mlip_prerelax:
 
 
 rule cp2k_relax:
+    """GEO_OPT of a defect supercell (or pristine host) under custodian; resumes if stopped."""
     input:
         structure=lambda w: relax_start_file(w.host, w.defect),
         settings=section_file("dft"),
@@ -112,29 +114,6 @@ rule cp2k_relax:
         " --workdir {params.workdir} --summary {output}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
-
-
-rule trajectory:
-    input:
-        summary="results/cp2k/relax/{host}/{defect}/summary.json",
-        structure="results/structures/{host}/{defect}.json",
-    output:
-        "results/trajectories/{host}/{defect}.extxyz",
-    log:
-        "logs/cp2k/trajectory/{host}/{defect}.log",
-    conda:
-        "../envs/cp2k.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        workdir=lambda wildcards, input: Path(input.summary).parent,
-        dataset=config["dataset"]["name"],
-    shell:
-        "python -m workflow_scripts.cp2k.trajectory relax --workdir {params.workdir}"
-        " --structure {input.structure} --summary {input.summary}"
-        " --dataset {params.dataset:q} --out {output} > {log} 2>&1"
 
 
 rule cp2k_isolated_atom:
@@ -170,28 +149,6 @@ rule cp2k_isolated_atom:
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
 
 
-rule isolated_atoms_dataset:
-    input:
-        summaries=cp2k_outputs("isolated_atom"),
-        failures="results/cp2k/failures/isolated_atom.csv",
-    output:
-        "results/dataset/isolated_atoms.extxyz",
-    log:
-        "logs/cp2k/isolated_atoms.log",
-    conda:
-        "../envs/cp2k.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        workdirs=lambda wildcards, input: [Path(s).parent for s in input.summaries],
-        dataset=config["dataset"]["name"],
-    shell:
-        "python -m workflow_scripts.cp2k.trajectory atoms --workdirs {params.workdirs}"
-        " --dataset {params.dataset:q} --out {output} > {log} 2>&1"
-
-
 rule cp2k_mptrj_single_point:
     """A batch of MPtrj single points (dft.batch.single_points per job), each structure in
     its own folder results/cp2k/mptrj_sp/{index}/ with its own summary.json: a finished one
@@ -225,27 +182,6 @@ rule cp2k_mptrj_single_point:
         " --settings {input.settings} --runtime-settings {params.runtime}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
-
-
-rule mptrj_cp2k_labels:
-    input:
-        structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
-        batches=cp2k_outputs("single_point"),
-        failures="results/cp2k/failures/single_point.csv",
-    output:
-        dataset_file("mptrj_cp2k_subset"),
-    log:
-        "logs/cp2k/mptrj_cp2k_labels.log",
-    conda:
-        "../envs/cp2k.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "python -m workflow_scripts.cp2k.trajectory mptrj-labels"
-        " --structures {input.structures} --batches {input.batches} --out {output}"
-        " > {log} 2>&1"
 
 
 rule cp2k_failures_check:

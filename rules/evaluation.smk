@@ -14,6 +14,7 @@ from workflow_scripts.mace import plan as mace_plan
 
 
 rule mace_predict:
+    """One MACE variant's energies, forces and stresses on one test set."""
     input:
         model=lambda w: model_file(w.model),
         data=lambda w: dataset_file(w.dataset),
@@ -93,6 +94,7 @@ rule energy_alignment:
 
 
 rule mace_metric_tables:
+    """Table 1, Table A1, per-element and per-substituent errors of every model."""
     input:
         predictions=mace_plan.prediction_files(
             model_names(), config["evaluation"]["test_sets"]

@@ -1,6 +1,7 @@
 """Reference data: MPtrj and OMat24 (real files, downloads, or offline stand-ins) -> test
-subsets, the MPtrj pool, the CP2K subset and the FPS replay set; MACE descriptors
-(workflow_scripts.reference). `snakemake reference_data` builds them all.
+subsets, the MPtrj pool and the structures of the CP2K subset (workflow_scripts.reference).
+The CP2K subset's single points are in dft.smk, its labelled data set in dataset.smk, the FPS
+replay set in descriptors.smk. `snakemake reference_data` builds them all.
 """
 
 from workflow_scripts.reference import plan as reference_plan
@@ -15,6 +16,7 @@ wildcard_constraints:
 
 
 rule reference_data:
+    """Every reference data set (`snakemake reference_data`)."""
     input:
         reference_plan.targets(config),
 
@@ -23,6 +25,7 @@ rule reference_data:
 
 
 rule standin_structures:
+    """Offline stand-in structures: bulk cells of the demo's chemistry, rattled and strained."""
     input:
         settings=section_file("reference"),
     output:
@@ -43,6 +46,7 @@ rule standin_structures:
 
 
 rule standin_label:
+    """The stand-in structures labelled by the configured universal model."""
     input:
         "results/standins/{standin}/structures.extxyz",
     output:
@@ -66,6 +70,7 @@ rule standin_label:
 
 
 rule standin_mptrj_json:
+    """The labelled MPtrj stand-in in MPtrj's JSON layout."""
     input:
         "results/standins/{standin}/labelled.extxyz",
     output:
@@ -84,6 +89,7 @@ rule standin_mptrj_json:
 
 
 rule standin_omat24_aselmdb:
+    """The labelled OMat24 stand-in as an OMat24-style .aselmdb."""
     input:
         "results/standins/{standin}/labelled.extxyz",
     output:
@@ -150,6 +156,7 @@ if REFERENCE["omat24"]["source"] == "url":
 
 
 rule mptrj_ingest:
+    """MPtrj's JSON streamed into the pool and the test subset (extxyz)."""
     input:
         source=lambda wildcards: reference_plan.source(config, "mptrj", workflow.dryrun),
         settings=section_file("reference"),
@@ -172,6 +179,7 @@ rule mptrj_ingest:
 
 
 rule mptrj_cp2k_subset_structures:
+    """The MPtrj structures that CP2K recomputes (the force-shift and alignment subset)."""
     input:
         pool=f"{MPTRJ_DIR}/pool.extxyz",
         settings=section_file("reference"),
@@ -197,6 +205,7 @@ rule mptrj_cp2k_subset_structures:
 
 
 rule omat24_ingest:
+    """OMat24's .aselmdb into its train and test subsets (extxyz)."""
     input:
         source=lambda wildcards: reference_plan.source(
             config, "omat24", workflow.dryrun
@@ -218,61 +227,3 @@ rule omat24_ingest:
     shell:
         "python -m workflow_scripts.reference.omat24 ingest --source {input.source}"
         " --settings {input.settings} --train {output.train} --test {output.test} > {log} 2>&1"
-
-
-# --- descriptors and the FPS replay set ------------------------------------------------------
-
-
-rule mace_descriptors:
-    """Per-structure mean MACE descriptors; model `foundation` is results/models/foundation.model,
-    data set `mptrj_pool` the MPtrj pool, others as dataset_file()."""
-    input:
-        model=lambda w: reference_plan.descriptor_model_file(w.model)
-        or model_file(w.model),
-        data=lambda w: reference_plan.descriptor_data_file(config, w.dataset)
-        or dataset_file(w.dataset),
-        settings=section_file("reference"),
-    output:
-        "results/descriptors/{model}/{dataset}.npy",
-    log:
-        "logs/descriptors/{model}/{dataset}.log",
-    benchmark:
-        "results/benchmarks/descriptors/{model}/{dataset}.tsv"
-    conda:
-        "../envs/mace.yaml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=lambda wildcards: 1440 if wildcards.dataset == "mptrj_pool" else 120,
-    params:
-        batch_size=config["reference"]["descriptors"]["batch_size"],
-        dtype=config["reference"]["descriptors"]["dtype"],
-        device=config["reference"]["descriptors"]["device"],
-    shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.reference.descriptors"
-        " --model {input.model} --data {input.data} --out {output}"
-        " --batch-size {params.batch_size} --dtype {params.dtype} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
-
-
-rule mptrj_replay_fps:
-    input:
-        pool=f"{MPTRJ_DIR}/pool.extxyz",
-        descriptors=f"results/descriptors/foundation/{reference_plan.POOL}.npy",
-        settings=section_file("reference"),
-    output:
-        f"{MPTRJ_DIR}/replay_fps.extxyz",
-    log:
-        "logs/reference/mptrj_replay_fps.log",
-    benchmark:
-        "results/benchmarks/reference/mptrj_replay_fps.tsv"
-    conda:
-        "../envs/mace.yaml"
-    threads: 1
-    resources:
-        mem_mb=16000,
-        runtime=240,
-    shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.reference.fps replay"
-        " --pool {input.pool} --descriptors {input.descriptors} --settings {input.settings}"
-        " --out {output} > {log} 2>&1"

@@ -2,6 +2,7 @@
 
 
 rule host_structure:
+    """One host as built (prototype, file or Materials Project)."""
     input:
         host_structure_input,
     output:
@@ -49,6 +50,7 @@ rule relaxed_host:
 
 
 rule defect_structure:
+    """One defect supercell of a relaxed host (substitution or vacancy)."""
     input:
         host=lambda wildcards: supercell_host_file(wildcards.host),
     output:
@@ -74,6 +76,7 @@ rule defect_structure:
 
 
 rule defect_manifest:
+    """Every defect supercell with its host, kind, site and species."""
     input:
         defect_structure_files(),
     output:

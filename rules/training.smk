@@ -11,6 +11,7 @@ from workflow_scripts.mace import plan as mace_plan
 
 
 rule mace_foundation_model:
+    """The foundation model: the configured file, or the demo's stand-in trained here."""
     input:
         unpack(lambda w: mace_plan.foundation_inputs(config, mptrj_name())),
         settings=section_file("mace"),
@@ -39,6 +40,7 @@ rule mace_foundation_model:
 
 
 rule mace_train:
+    """One MACE variant: standard, multihead or from-scratch training, or the zero-shot copy."""
     input:
         unpack(
             lambda w: mace_plan.training_inputs(
