@@ -1,9 +1,9 @@
 """Analysis: the study's figures (PNG + the CSV of their numbers) and the report's tables.
 
-Figures land in results/figures/{name}.png with {name}.csv beside it; each is flagged for
+Each figure is a PNG with the CSV of its numbers beside it (paths.FIGURE); each is flagged for
 `snakemake --report report.html` with a caption from report/.
 `analysis_plan.analysis_targets(config, metric_tables)` lists them for the `all` rule.
-results/metrics/leaderboard.{csv,md} (every model ranked per test set, from Table A1) is made
+The leaderboard (every model ranked per test set, from Table A1) is made
 here with its bar chart, as findings.{csv,md} is.
 """
 
@@ -18,7 +18,7 @@ rule analysis_initial_structures:
     """The initial structure (ionic step 0) of every Perovs-Dopants relaxation (Fig. 2)."""
     input:
         trajectories=[
-            f"results/trajectories/{host}/{defect}.extxyz"
+            paths.fill(paths.TRAJECTORY, host=host, defect=defect)
             for host, defect in defect_pairs()
         ],
     output:
@@ -46,19 +46,19 @@ rule analysis_force_shift_density:
         settings=section_file("analysis"),
     output:
         figure=report(
-            "results/figures/force_shift_density.png",
+            paths.figure("force_shift_density"),
             caption="../report/force_shift_density.rst",
             category="1. DFT-code shift",
             subcategory="Fig. 1: force distributions",
         ),
         table=report(
-            "results/figures/force_shift_density.csv",
+            paths.figure("force_shift_density", "csv"),
             caption=FIGURE_CAPTION,
             category="1. DFT-code shift",
             subcategory="Fig. 1: force distributions",
         ),
         summary=report(
-            "results/figures/force_shift_density_summary.csv",
+            paths.figure("force_shift_density_summary", "csv"),
             caption="../report/force_shift_summary.rst",
             category="1. DFT-code shift",
             subcategory="Fig. 1: force distributions",
@@ -90,13 +90,13 @@ rule analysis_force_shift_periodic_table:
         settings=section_file("analysis"),
     output:
         figure=report(
-            "results/figures/force_shift_periodic_table.png",
+            paths.figure("force_shift_periodic_table"),
             caption="../report/force_shift_periodic_table.rst",
             category="1. DFT-code shift",
             subcategory="Fig. A1: per-element force difference",
         ),
         table=report(
-            "results/figures/force_shift_periodic_table.csv",
+            paths.figure("force_shift_periodic_table", "csv"),
             caption=FIGURE_CAPTION,
             category="1. DFT-code shift",
             subcategory="Fig. A1: per-element force difference",
@@ -128,13 +128,13 @@ rule analysis_embedding_maps:
         alignment=energy_alignment.fit_files(config),
     output:
         figure=report(
-            "results/figures/embedding_maps.png",
+            paths.figure("embedding_maps"),
             caption="../report/embedding_maps.rst",
             category="2. Embeddings",
             subcategory="Fig. 2: t-SNE and PHATE per model",
         ),
         table=report(
-            "results/figures/embedding_maps.csv",
+            paths.figure("embedding_maps", "csv"),
             caption=FIGURE_CAPTION,
             category="2. Embeddings",
             subcategory="Fig. 2: t-SNE and PHATE per model",
@@ -142,7 +142,7 @@ rule analysis_embedding_maps:
     log:
         "logs/analysis/embedding_maps.log",
     benchmark:
-        "results/benchmarks/analysis/embedding_maps.tsv"
+        paths.benchmark("analysis/embedding_maps")
     conda:
         "../envs/analysis.yaml"
     threads: 2
@@ -150,6 +150,8 @@ rule analysis_embedding_maps:
         mem_mb=8000,
         runtime=120,
     params:
+        predictions_dir=paths.PREDICTIONS_DIR,
+        descriptors_dir=paths.DESCRIPTORS_DIR,
         models=lambda w: analysis_plan.model_flags(config),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
         error_dataset=analysis_plan.MAP_ERROR_DATASET,
@@ -166,8 +168,8 @@ rule analysis_embedding_maps:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings maps"
         " --settings {input.settings} {params.models} {params.datasets}"
         " --error-dataset {params.error_dataset} {params.error_roles} {params.energy}"
-        " --descriptors-dir results/descriptors"
-        " --predictions-dir results/predictions --threads {threads}"
+        " --descriptors-dir {params.descriptors_dir}"
+        " --predictions-dir {params.predictions_dir} --threads {threads}"
         " --out {output.figure} > {log} 2>&1"
 
 
@@ -178,13 +180,13 @@ rule analysis_dataset_coverage:
         settings=section_file("analysis"),
     output:
         figure=report(
-            "results/figures/dataset_coverage_tsne.png",
+            paths.figure("dataset_coverage_tsne"),
             caption="../report/dataset_coverage_tsne.rst",
             category="3. Dataset",
             subcategory="Fig. 3b: chemical-space coverage",
         ),
         table=report(
-            "results/figures/dataset_coverage_tsne.csv",
+            paths.figure("dataset_coverage_tsne", "csv"),
             caption=FIGURE_CAPTION,
             category="3. Dataset",
             subcategory="Fig. 3b: chemical-space coverage",
@@ -198,30 +200,31 @@ rule analysis_dataset_coverage:
         mem_mb=4000,
         runtime=60,
     params:
+        descriptors_dir=paths.DESCRIPTORS_DIR,
         model=lambda w: analysis_plan.required_model(config, "pretrained"),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.COVERAGE_DATASETS),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings coverage"
         " --settings {input.settings} --model {params.model:q} {params.datasets}"
-        " --descriptors-dir results/descriptors --threads {threads}"
+        " --descriptors-dir {params.descriptors_dir} --threads {threads}"
         " --out {output.figure} > {log} 2>&1"
 
 
 rule analysis_element_distribution:
     """Element counts of the hosts and substituents (the study's Fig. 1)."""
     input:
-        manifest="results/structures/manifest.csv",
-        hosts=expand("results/hosts/{host}.json", host=host_names()),
+        manifest=paths.DEFECT_MANIFEST,
+        hosts=expand(paths.HOST, host=host_names()),
         settings=section_file("analysis"),
     output:
         figure=report(
-            "results/figures/element_distribution.png",
+            paths.figure("element_distribution"),
             caption="../report/element_distribution.rst",
             category="3. Dataset",
             subcategory="Fig. 3a: element distribution",
         ),
         table=report(
-            "results/figures/element_distribution.csv",
+            paths.figure("element_distribution", "csv"),
             caption=FIGURE_CAPTION,
             category="3. Dataset",
             subcategory="Fig. 3a: element distribution",
@@ -235,27 +238,28 @@ rule analysis_element_distribution:
         mem_mb=2000,
         runtime=10,
     params:
+        hosts_dir=paths.HOSTS_DIR,
         dataset=config["dataset"]["name"],
     shell:
         "python -m workflow_scripts.analysis.element_distribution --manifest {input.manifest}"
-        " --hosts-dir results/hosts --settings {input.settings}"
+        " --hosts-dir {params.hosts_dir} --settings {input.settings}"
         " --dataset-name {params.dataset:q} --out {output.figure} > {log} 2>&1"
 
 
 rule analysis_per_substituent:
     """Force error per substituent for every model, as a table and a chart."""
     input:
-        metrics="results/metrics/per_substituent.csv",
+        metrics=paths.metric("per_substituent"),
         settings=section_file("analysis"),
     output:
         figure=report(
-            "results/figures/per_substituent_errors.png",
+            paths.figure("per_substituent_errors"),
             caption="../report/per_substituent_errors.rst",
             category="4. Errors",
             subcategory="Errors per substituent",
         ),
         table=report(
-            "results/figures/per_substituent_errors.csv",
+            paths.figure("per_substituent_errors", "csv"),
             caption=FIGURE_CAPTION,
             category="4. Errors",
             subcategory="Errors per substituent",
@@ -280,7 +284,7 @@ rule analysis_per_substituent:
 rule analysis_findings:
     """The studies' findings, each checked on this run's tables (reproduced or not)."""
     input:
-        table_a1="results/metrics/tableA1.csv",
+        table_a1=paths.metric("tableA1"),
         force_shift=lambda w: analysis_plan.findings_force_shift_files(config),
         descriptors=lambda w: analysis_plan.findings_descriptor_files(config),
         screening=[t for t in screening_targets() if t.endswith("model_comparison.md")],
@@ -304,6 +308,7 @@ rule analysis_findings:
         mem_mb=4000,
         runtime=30,
     params:
+        descriptors_dir=paths.DESCRIPTORS_DIR,
         force_shift=lambda w, input: (
             f"--force-shift-summary {input.force_shift}" if input.force_shift else ""
         ),
@@ -318,7 +323,7 @@ rule analysis_findings:
         " --table-a1 {input.table_a1} {params.force_shift}"
         " --variants-config {input.variants} --mace-config {input.mace}"
         " --analysis-config {input.analysis} --reference-config {input.reference}"
-        " --descriptors-dir results/descriptors --config-file {params.config_file:q}"
+        " --descriptors-dir {params.descriptors_dir} --config-file {params.config_file:q}"
         " {params.labellers} {params.screening} --out {output.table} > {log} 2>&1"
 
 
@@ -365,10 +370,10 @@ rule analysis_leaderboard:
 rule analysis_metric_table:
     """One metric table as HTML for the report."""
     input:
-        "results/metrics/{table}.csv",
+        paths.metric("{table}"),
     output:
         report(
-            "results/report/{table}.html",
+            paths.REPORT_TABLE,
             caption="../report/metric_table.rst",
             category="5. Metric tables",
         ),

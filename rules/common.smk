@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
+from workflow_scripts import paths
 from workflow_scripts.baselines import registry as baseline_registry
 from workflow_scripts.config import ConfigError, validate_config
 from workflow_scripts.cp2k.inputs import NON_PHYSICS_KEYS
@@ -71,7 +72,7 @@ if not USES_CONDA:
 
 
 def section_file(section):
-    """``results/config/{section}.json``: the validated section, as an input of the rules
+    """``paths.SECTION_SETTINGS``: the validated section, as an input of the rules
     that use it. Written at parse time and only when its content changes, so that a change
     of, e.g., the CP2K settings reruns the CP2K jobs while adding a dopant reruns nothing.
     ``run_label`` is added except to ``dft`` (a new label must not redo DFT); ``dft`` holds
@@ -83,23 +84,25 @@ def section_file(section):
         content = {k: v for k, v in content.items() if k not in NON_PHYSICS_KEYS}
     elif isinstance(content, dict):
         content = {**content, "run_label": config["run_label"]}
-    return _write_if_changed(Path("results/config") / f"{section}.json", content)
+    return _write_if_changed(
+        Path(paths.fill(paths.SECTION_SETTINGS, section=section)), content
+    )
 
 
 def dft_runtime_file():
-    """``results/config/dft_runtime.json``: how CP2K is launched (binary, MPI, custodian,
+    """``paths.DFT_RUNTIME_SETTINGS``: how CP2K is launched (binary, MPI, custodian,
     wall-time margin). A param, not an input: changing it reruns no DFT."""
     runtime = {k: v for k, v in config["dft"].items() if k in NON_PHYSICS_KEYS}
-    return _write_if_changed(Path("results/config/dft_runtime.json"), runtime)
+    return _write_if_changed(Path(paths.DFT_RUNTIME_SETTINGS), runtime)
 
 
 def variant_file(variant):
-    """``results/config/variants/{variant}.json``: one variant's settings (in the layout of
+    """``paths.VARIANT_SETTINGS``: one variant's settings (in the layout of
     variants.json), the input of its training job: adding or changing a variant retrains that
     variant only, not every model."""
     content = {variant: config["variants"][variant], "run_label": config["run_label"]}
     return _write_if_changed(
-        Path("results/config/variants") / f"{variant}.json", content
+        Path(paths.fill(paths.VARIANT_SETTINGS, variant=variant)), content
     )
 
 
@@ -144,8 +147,8 @@ def host_supercell(host):
 def supercell_host_file(host):
     """The host cell the supercells repeat: CP2K-relaxed unless dft.host_cell.relax is off."""
     if config["dft"]["host_cell"]["relax"]:
-        return f"results/hosts/relaxed/{host}.json"
-    return f"results/hosts/{host}.json"
+        return paths.fill(paths.RELAXED_HOST, host=host)
+    return paths.fill(paths.HOST, host=host)
 
 
 def host_cell_kpoints(host):
@@ -177,7 +180,8 @@ def defect_spec(host, defect):
 
 def defect_structure_files():
     return [
-        f"results/structures/{host}/{defect}.json" for host, defect in defect_pairs()
+        paths.fill(paths.DEFECT, host=host, defect=defect)
+        for host, defect in defect_pairs()
     ]
 
 
@@ -223,16 +227,17 @@ def cp2k_outputs(job):
     every batch listing (single_point: each names the summaries of its structures)."""
     if job == "relax":
         return [
-            f"results/cp2k/relax/{host}/{defect}/summary.json"
+            paths.fill(paths.CP2K_RELAX, host=host, defect=defect)
             for host, defect in defect_pairs()
         ]
     if job == "isolated_atom":
         return [
-            f"results/cp2k/atoms/{el}/summary.json" for el in isolated_atom_elements()
+            paths.fill(paths.CP2K_ATOM, element=el) for el in isolated_atom_elements()
         ]
     # MPtrj single points: a folder per subset index, dft.batch.single_points per job
     return [
-        f"results/cp2k/mptrj_sp/batch_{batch}.json" for batch in single_point_batches()
+        paths.fill(paths.CP2K_SINGLE_POINT_BATCH, batch=batch)
+        for batch in single_point_batches()
     ]
 
 
@@ -279,12 +284,14 @@ def uses_standins():
 def dataset_file(name):
     """Path of a labelled data set by its short name."""
     files = {
-        "perovs_dopants": "results/dataset/test.extxyz",
-        "mptrj": f"results/reference/{mptrj_name()}/test.extxyz",
-        "omat24": f"results/reference/{omat24_name()}/test.extxyz",
-        "mptrj_cp2k_subset": f"results/reference/{mptrj_name()}/cp2k_subset.extxyz",
-        "mptrj_embedding_sample": f"results/analysis/{mptrj_name()}/embedding_sample.extxyz",
-        "perovs_dopants_initial": f"results/analysis/{config['dataset']['name']}/initial_structures.extxyz",
+        "perovs_dopants": paths.split("test"),
+        "mptrj": paths.reference_file(mptrj_name(), "test"),
+        "omat24": paths.reference_file(omat24_name(), "test"),
+        "mptrj_cp2k_subset": paths.reference_file(mptrj_name(), "cp2k_subset"),
+        "mptrj_embedding_sample": paths.fill(paths.EMBEDDING_SAMPLE, name=mptrj_name()),
+        "perovs_dopants_initial": paths.fill(
+            paths.INITIAL_STRUCTURES, name=config["dataset"]["name"]
+        ),
     }
     return files[name]
 
@@ -300,16 +307,16 @@ def model_file(model):
             f"{model!r} is a baseline, not a MACE variant with a .model file"
         )
     if variant["method"] == "zero_shot":
-        return "results/models/foundation.model"
-    return f"results/models/{model}.model"
+        return paths.FOUNDATION_MODEL
+    return paths.fill(paths.MODEL, variant=model)
 
 
 def baseline_file(model):
-    """``results/config/baselines/{model}.json``: one baseline's resolved settings, the input
+    """``paths.BASELINE_SETTINGS``: one baseline's resolved settings, the input
     of its prediction jobs (changing one baseline reruns that baseline only)."""
     content = {model: config["baselines"][model], "run_label": config["run_label"]}
     return _write_if_changed(
-        Path("results/config/baselines") / f"{model}.json", content
+        Path(paths.fill(paths.BASELINE_SETTINGS, model=model)), content
     )
 
 
@@ -363,18 +370,21 @@ def reference_structure_flag(element):
 
 def screening_defect_summaries():
     return [
-        f"results/cp2k/relax/{host}/{defect}/summary.json"
+        paths.fill(paths.CP2K_RELAX, host=host, defect=defect)
         for host, defect in defect_pairs()
     ]
 
 
 def screening_host_summaries():
-    return [f"results/cp2k/relax/{host}/pristine/summary.json" for host in host_names()]
+    return [
+        paths.fill(paths.CP2K_RELAX, host=host, defect=paths.PRISTINE)
+        for host in host_names()
+    ]
 
 
 def screening_reference_summaries():
     return [
-        f"results/cp2k/reference/{element}/summary.json"
+        paths.fill(paths.CP2K_REFERENCE, element=element)
         for element in dataset_elements()
     ]
 
@@ -382,15 +392,17 @@ def screening_reference_summaries():
 def screening_pair_flags():
     """--defect HOST/DEFECT=summary, --host HOST=summary, --reference ELEMENT=summary."""
     flags = [
-        f"--defect {host}/{defect}=results/cp2k/relax/{host}/{defect}/summary.json"
+        f"--defect {host}/{defect}="
+        + paths.fill(paths.CP2K_RELAX, host=host, defect=defect)
         for host, defect in defect_pairs()
     ]
     flags += [
-        f"--host {host}=results/cp2k/relax/{host}/pristine/summary.json"
+        f"--host {host}="
+        + paths.fill(paths.CP2K_RELAX, host=host, defect=paths.PRISTINE)
         for host in host_names()
     ]
     flags += [
-        f"--reference {el}=results/cp2k/reference/{el}/summary.json"
+        f"--reference {el}=" + paths.fill(paths.CP2K_REFERENCE, element=el)
         for el in dataset_elements()
     ]
     return " ".join(flags)
@@ -400,8 +412,8 @@ def relax_start_file(host, defect):
     """Where CP2K starts a relaxation: the defect as built, or pre-relaxed by dft.prerelax
     (defects only: a pristine supercell is already at its symmetric positions)."""
     if config["dft"]["prerelax"] and defect != "pristine":
-        return f"results/structures/prerelaxed/{host}/{defect}.json"
-    return f"results/structures/{host}/{defect}.json"
+        return paths.fill(paths.PRERELAXED_DEFECT, host=host, defect=defect)
+    return paths.fill(paths.DEFECT, host=host, defect=defect)
 
 
 def screening_model_input(model):
@@ -427,10 +439,10 @@ def screening_targets():
     if not config["screening"]["enabled"]:
         return []
     return [
-        "results/screening/formation_energies.csv",
-        "results/screening/model_comparison.md",
-        "results/figures/screening_heatmap.png",
-        "results/figures/screening_parity.png",
+        paths.screening("formation_energies.csv"),
+        paths.screening("model_comparison.md"),
+        paths.figure("screening_heatmap"),
+        paths.figure("screening_parity"),
     ]
 
 
@@ -444,13 +456,14 @@ def all_targets():
     from workflow_scripts.analysis import plan as analysis_plan
     from workflow_scripts.mace import plan as mace_plan
 
-    targets = defect_structure_files() + ["results/structures/manifest.csv"]
-    targets += ["results/hosts/manifest.csv"]
+    targets = defect_structure_files() + [paths.DEFECT_MANIFEST]
+    targets += [paths.HOST_MANIFEST]
+    targets += [paths.split(split) for split in ("train", "valid", "test")]
     targets += [
-        f"results/dataset/{split}.extxyz" for split in ("train", "valid", "test")
+        paths.fill(paths.DATASET_ARTEFACT, name=config["dataset"]["name"])
+        + "/README.md"
     ]
-    targets += [f"results/dataset/{config['dataset']['name']}/README.md"]
-    targets += ["results/cp2k/failures.csv"]  # CP2K jobs that failed for good (report)
+    targets += [paths.CP2K_FAILURES]  # CP2K jobs that failed for good (report)
     targets += [model_file(v) for v in config["variants"]]
     targets += mace_plan.metric_files()
     tables = [Path(f).stem for f in mace_plan.metric_files() if f.endswith(".csv")]

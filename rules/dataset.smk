@@ -6,17 +6,17 @@ CP2K jobs that failed for good are left out (failed relaxations by default:
 dataset.failed_relaxations; frames with an element whose isolated atom failed always), each
 named in the log; the failures checks it waits for stop the run if too many failed.
 The same files, with a frame table, a dataset card and checksums, form the artefact folder
-results/dataset/{dataset.name}/ (workflow_scripts.dataset_card).
+named after dataset.name (paths.DATASET_ARTEFACT; workflow_scripts.dataset_card).
 """
 
 
 rule trajectory:
     """One relaxation's frames as extxyz, in mace-torch's keys and eV/Å units."""
     input:
-        summary="results/cp2k/relax/{host}/{defect}/summary.json",
-        structure="results/structures/{host}/{defect}.json",
+        summary=paths.CP2K_RELAX,
+        structure=paths.DEFECT,
     output:
-        "results/trajectories/{host}/{defect}.extxyz",
+        paths.TRAJECTORY,
     log:
         "logs/cp2k/trajectory/{host}/{defect}.log",
     conda:
@@ -38,9 +38,9 @@ rule isolated_atoms_dataset:
     """The isolated atoms' CP2K energies as E0 frames (config_type IsolatedAtom)."""
     input:
         summaries=cp2k_outputs("isolated_atom"),
-        failures="results/cp2k/failures/isolated_atom.csv",
+        failures=paths.fill(paths.CP2K_FAILED_JOBS, job="isolated_atom"),
     output:
-        "results/dataset/isolated_atoms.extxyz",
+        paths.ISOLATED_ATOMS,
     log:
         "logs/cp2k/isolated_atoms.log",
     conda:
@@ -60,9 +60,9 @@ rule isolated_atoms_dataset:
 rule mptrj_cp2k_labels:
     """The MPtrj subset relabelled by CP2K: frames from the single-point listings."""
     input:
-        structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
+        structures=paths.reference_file(mptrj_name(), "cp2k_subset_structures"),
         batches=cp2k_outputs("single_point"),
-        failures="results/cp2k/failures/single_point.csv",
+        failures=paths.fill(paths.CP2K_FAILED_JOBS, job="single_point"),
     output:
         dataset_file("mptrj_cp2k_subset"),
     log:
@@ -83,18 +83,18 @@ rule dataset_splits:
     """The 8:1:1 (configurable) split of the relaxation frames, plus held-out dopants."""
     input:
         settings=section_file("dataset"),
-        isolated_atoms="results/dataset/isolated_atoms.extxyz",
-        failed_relax="results/cp2k/failures/relax.csv",
-        failed_atoms="results/cp2k/failures/isolated_atom.csv",
+        isolated_atoms=paths.ISOLATED_ATOMS,
+        failed_relax=paths.fill(paths.CP2K_FAILED_JOBS, job="relax"),
+        failed_atoms=paths.fill(paths.CP2K_FAILED_JOBS, job="isolated_atom"),
         trajectories=[
-            f"results/trajectories/{host}/{defect}.extxyz"
+            paths.fill(paths.TRAJECTORY, host=host, defect=defect)
             for host, defect in defect_pairs()
         ],
     output:
-        train="results/dataset/train.extxyz",
-        valid="results/dataset/valid.extxyz",
-        test="results/dataset/test.extxyz",
-        held_out="results/dataset/held_out.extxyz",
+        train=paths.split("train"),
+        valid=paths.split("valid"),
+        test=paths.split("test"),
+        held_out=paths.HELD_OUT,
     log:
         "logs/dataset/splits.log",
     conda:
@@ -111,7 +111,7 @@ rule dataset_splits:
         " {input.trajectories} > {log} 2>&1"
 
 
-DATASET_DIR = f"results/dataset/{config['dataset']['name']}"
+DATASET_DIR = paths.fill(paths.DATASET_ARTEFACT, name=config["dataset"]["name"])
 
 
 rule dataset_artefact:
@@ -121,7 +121,7 @@ rule dataset_artefact:
         valid=rules.dataset_splits.output.valid,
         test=rules.dataset_splits.output.test,
         held_out=rules.dataset_splits.output.held_out,
-        isolated_atoms="results/dataset/isolated_atoms.extxyz",
+        isolated_atoms=paths.ISOLATED_ATOMS,
         dft=section_file("dft"),
         settings=section_file("dataset"),
     output:

@@ -11,7 +11,7 @@ from workflow_scripts.reference import plan as reference_plan
 rule analysis_embedding_sample:
     """A random sample of the MPtrj pool, the background of the embedding maps."""
     input:
-        pool=f"results/reference/{mptrj_name()}/pool.extxyz",
+        pool=paths.reference_file(mptrj_name(), "pool"),
     output:
         analysis_plan.embedding_sample_file(mptrj_name()),
     log:
@@ -31,7 +31,7 @@ rule analysis_embedding_sample:
 
 
 rule mace_descriptors:
-    """Per-structure mean MACE descriptors; model `foundation` is results/models/foundation.model,
+    """Per-structure mean MACE descriptors; model `foundation` is the foundation model,
     data set `mptrj_pool` the MPtrj pool, others as dataset_file()."""
     input:
         model=lambda w: reference_plan.descriptor_model_file(w.model)
@@ -40,11 +40,11 @@ rule mace_descriptors:
         or dataset_file(w.dataset),
         settings=section_file("reference"),
     output:
-        "results/descriptors/{model}/{dataset}.npy",
+        paths.DESCRIPTORS,
     log:
         "logs/descriptors/{model}/{dataset}.log",
     benchmark:
-        "results/benchmarks/descriptors/{model}/{dataset}.tsv"
+        paths.benchmark("descriptors/{model}/{dataset}")
     conda:
         "../envs/mace.yaml"
     threads: 1
@@ -66,14 +66,16 @@ rule mptrj_replay_fps:
     """The multihead replay set: farthest points in the foundation's descriptor space."""
     input:
         pool=f"{MPTRJ_DIR}/pool.extxyz",
-        descriptors=f"results/descriptors/foundation/{reference_plan.POOL}.npy",
+        descriptors=paths.fill(
+            paths.DESCRIPTORS, model="foundation", dataset=reference_plan.POOL
+        ),
         settings=section_file("reference"),
     output:
         f"{MPTRJ_DIR}/replay_fps.extxyz",
     log:
         "logs/reference/mptrj_replay_fps.log",
     benchmark:
-        "results/benchmarks/reference/mptrj_replay_fps.tsv"
+        paths.benchmark("reference/mptrj_replay_fps")
     conda:
         "../envs/mace.yaml"
     threads: 1

@@ -3,13 +3,13 @@ MPtrj single points (in batches, workflow_scripts/cp2k/batch.py), the failure ch
 input check. The frames they give are read in dataset.smk.
 
 Each CP2K job declares only a small summary JSON as output. Its calculation folder
-(results/cp2k/...; run_000, run_001, ... inside) is not declared, so a killed or failed job
+(the summary's folder; run_000, run_001, ... inside) is not declared, so a killed or failed job
 keeps its files and the rerun resumes from the last complete step.
 
 A job that fails for a physical reason (workflow_scripts/cp2k/failures.py) writes a summary
 with status failed and exits 0; the aggregations skip it, and cp2k_failures_check stops the
 run before any data set is built when more than dft.failures.max_failed_fraction of the jobs
-of one kind failed. results/cp2k/failures.csv lists every failed job (in the report).
+of one kind failed. cp2k_failures lists every failed job (in the report).
 
 priority 10: the CP2K jobs on the way to the data set and the foundation's E0s go first (as do
 the MACE trainings); leaves such as the screen's elemental references fill the free cores.
@@ -22,14 +22,14 @@ rule cp2k_host_cell:
     """CELL_OPT of one host at the run's settings, before its supercells are built
     (dft.host_cell; workflow_scripts/host_cells.py)."""
     input:
-        structure="results/hosts/{host}.json",
+        structure=paths.HOST,
         settings=section_file("dft"),
     output:
-        "results/cp2k/host_cell/{host}/summary.json",
+        paths.CP2K_HOST_CELL,
     log:
         "logs/cp2k/host_cell/{host}.log",
     benchmark:
-        "results/benchmarks/cp2k/host_cell/{host}.tsv"
+        paths.benchmark("cp2k/host_cell/{host}")
     priority: 10
     conda:
         "../envs/cp2k.yaml"
@@ -54,17 +54,17 @@ rule cp2k_host_cell:
 rule mlip_prerelax:
     """MLIP-first DFT (dft.prerelax): the defect relaxed by a model before CP2K starts."""
     input:
-        structure="results/structures/{host}/{defect}.json",
+        structure=paths.DEFECT,
         model=lambda w: screening_model_input(config["dft"]["prerelax"]),
         screening=section_file("screening"),
         settings=section_file("mace"),
         evaluation=section_file("evaluation"),
     output:
-        "results/structures/prerelaxed/{host}/{defect}.json",
+        paths.PRERELAXED_DEFECT,
     log:
         "logs/structures/prerelaxed/{host}/{defect}.log",
     benchmark:
-        "results/benchmarks/prerelax/{host}/{defect}.tsv"
+        paths.benchmark("prerelax/{host}/{defect}")
     conda:
         lambda w: screening_conda_file(config["dft"]["prerelax"])
     threads: 2
@@ -91,11 +91,11 @@ rule cp2k_relax:
         structure=lambda w: relax_start_file(w.host, w.defect),
         settings=section_file("dft"),
     output:
-        "results/cp2k/relax/{host}/{defect}/summary.json",
+        paths.CP2K_RELAX,
     log:
         "logs/cp2k/relax/{host}/{defect}.log",
     benchmark:
-        "results/benchmarks/cp2k/relax/{host}/{defect}.tsv"
+        paths.benchmark("cp2k/relax/{host}/{defect}")
     priority: 10
     conda:
         "../envs/cp2k.yaml"
@@ -122,11 +122,11 @@ rule cp2k_isolated_atom:
     input:
         settings=section_file("dft"),
     output:
-        "results/cp2k/atoms/{element}/summary.json",
+        paths.CP2K_ATOM,
     log:
         "logs/cp2k/atoms/{element}.log",
     benchmark:
-        "results/benchmarks/cp2k/atoms/{element}.tsv"
+        paths.benchmark("cp2k/atoms/{element}")
     priority: 10
     group:
         "isolated_atoms"
@@ -151,19 +151,19 @@ rule cp2k_isolated_atom:
 
 rule cp2k_mptrj_single_point:
     """A batch of MPtrj single points (dft.batch.single_points per job), each structure in
-    its own folder results/cp2k/mptrj_sp/{index}/ with its own summary.json: a finished one
+    its own folder (paths.CP2K_SINGLE_POINTS/{index}/) with its own summary.json: a finished one
     is skipped, a failed one fails alone, a transiently stopped one fails the batch after the
     others ran (the retry resumes it). The listing names every index's summary and status.
     """
     input:
-        structures=f"results/reference/{mptrj_name()}/cp2k_subset_structures.extxyz",
+        structures=paths.reference_file(mptrj_name(), "cp2k_subset_structures"),
         settings=section_file("dft"),
     output:
-        "results/cp2k/mptrj_sp/batch_{batch}.json",
+        paths.CP2K_SINGLE_POINT_BATCH,
     log:
         "logs/cp2k/mptrj_sp/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/cp2k/mptrj_sp/batch_{batch}.tsv"
+        paths.benchmark("cp2k/mptrj_sp/batch_{batch}")
     priority: 10
     conda:
         "../envs/cp2k.yaml"
@@ -174,11 +174,12 @@ rule cp2k_mptrj_single_point:
         mpi=config["dft"]["mpi_launcher"],
         tasks=config["dft"]["mpi_ranks"],
     params:
+        root=paths.CP2K_SINGLE_POINTS,
         indices=single_point_indices,
         runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.batch single-points --structures {input.structures}"
-        " --indices {params.indices} --root results/cp2k/mptrj_sp --listing {output}"
+        " --indices {params.indices} --root {params.root} --listing {output}"
         " --settings {input.settings} --runtime-settings {params.runtime}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
@@ -191,7 +192,7 @@ rule cp2k_failures_check:
     input:
         lambda wildcards: cp2k_outputs(wildcards.job),
     output:
-        "results/cp2k/failures/{job}.csv",
+        paths.CP2K_FAILED_JOBS,
     log:
         "logs/cp2k/failures/{job}.log",
     wildcard_constraints:
@@ -215,12 +216,12 @@ rule cp2k_failures:
     reason, frames kept."""
     input:
         expand(
-            "results/cp2k/failures/{job}.csv",
+            paths.CP2K_FAILED_JOBS,
             job=["relax", "isolated_atom", "single_point"],
         ),
     output:
         report(
-            "results/cp2k/failures.csv",
+            paths.CP2K_FAILURES,
             caption="../report/cp2k_failures.rst",
             category="3. Dataset",
             subcategory="CP2K jobs that failed",
@@ -245,7 +246,7 @@ rule cp2k_check_inputs:
     input:
         settings=section_file("dft"),
     output:
-        "results/cp2k/input_check.txt",
+        paths.CP2K_INPUT_CHECK,
     log:
         "logs/cp2k/input_check.log",
     conda:
@@ -255,10 +256,11 @@ rule cp2k_check_inputs:
         mem_mb=2000,
         runtime=30,
     params:
+        workdir=paths.CP2K_INPUT_CHECK_DIR,
         elements=isolated_atom_elements(),
         runtime=dft_runtime_file(),
     shell:
         "python -m workflow_scripts.cp2k.inputs check --settings {input.settings}"
         " --runtime-settings {params.runtime}"
-        " --elements {params.elements} --workdir results/cp2k/input_check"
+        " --elements {params.elements} --workdir {params.workdir}"
         " --report {output} > {log} 2>&1"

@@ -1,9 +1,10 @@
 """Predictions of every model on every test set, and the metric tables (workflow_scripts.mace).
 
-results/predictions/{model}/{dataset}.extxyz for a MACE variant (mace_predict) or a
-baseline (baseline_predict: any ASE calculator, workflow_scripts.baselines); {dataset} is a data-set key of dataset_file() in common.smk.
-results/metrics/: the study's Table 1 (force MAE) and Table A1, per element and per
-substituent errors; energy_alignment.{csv,json}: per-element CP2K/VASP energy offsets
+Predictions (paths.PREDICTIONS) of a MACE variant (mace_predict) or a baseline
+(baseline_predict: any ASE calculator, workflow_scripts.baselines); {dataset} is a data-set key
+of dataset_file() in common.smk. The metric tables (paths.METRIC): the study's Table 1 (force
+MAE) and Table A1, per element and per substituent errors; energy_alignment.{csv,json}:
+per-element CP2K/VASP energy offsets
 (docs/energy_alignment.md) with which Table A1 compares energies across codes.
 """
 
@@ -21,11 +22,11 @@ rule mace_predict:
         evaluation=section_file("evaluation"),
         settings=section_file("mace"),
     output:
-        "results/predictions/{model}/{dataset}.extxyz",
+        paths.PREDICTIONS,
     log:
         "logs/mace/predict_{model}_{dataset}.log",
     benchmark:
-        "results/benchmarks/mace/predict_{model}_{dataset}.tsv"
+        paths.benchmark("mace/predict_{model}_{dataset}")
     wildcard_constraints:
         model=mace_plan.name_pattern(config["variants"]),
     conda:
@@ -48,11 +49,11 @@ rule baseline_predict:
         baseline=lambda w: baseline_file(w.model),
         settings=section_file("mace"),
     output:
-        "results/predictions/{model}/{dataset}.extxyz",
+        paths.PREDICTIONS,
     log:
         "logs/mace/predict_{model}_{dataset}.log",
     benchmark:
-        "results/benchmarks/mace/predict_{model}_{dataset}.tsv"
+        paths.benchmark("mace/predict_{model}_{dataset}")
     wildcard_constraints:
         model=mace_plan.name_pattern(config["baselines"]),
     conda:
@@ -117,14 +118,16 @@ rule mace_metric_tables:
         mem_mb=8000,
         runtime=60,
     params:
+        metrics_dir=paths.METRICS_DIR,
+        predictions_dir=paths.PREDICTIONS_DIR,
         models=" ".join(shlex.quote(model) for model in model_names()),
         alignment=lambda w, input: (
             f"--energy-alignment {input.alignment}" if input.alignment else ""
         ),
     shell:
-        "python -m workflow_scripts.mace.metrics tables --predictions-dir results/predictions"
+        "python -m workflow_scripts.mace.metrics tables --predictions-dir {params.predictions_dir}"
         " --models {params.models} --variants-config {input.variants}"
         " --evaluation-config {input.evaluation} --baselines-config {input.baselines}"
         " --dataset-config {input.dataset}"
         " --reference-config {input.reference} --foundation-info {input.foundation}"
-        " {params.alignment} --out-dir results/metrics > {log} 2>&1"
+        " {params.alignment} --out-dir {params.metrics_dir} > {log} 2>&1"

@@ -29,7 +29,7 @@ rule standin_structures:
     input:
         settings=section_file("reference"),
     output:
-        "results/standins/{standin}/structures.extxyz",
+        paths.STANDIN_STRUCTURES,
     log:
         "logs/reference/{standin}/structures.log",
     conda:
@@ -48,13 +48,13 @@ rule standin_structures:
 rule standin_label:
     """The stand-in structures labelled by the configured universal model."""
     input:
-        "results/standins/{standin}/structures.extxyz",
+        paths.STANDIN_STRUCTURES,
     output:
-        "results/standins/{standin}/labelled.extxyz",
+        paths.STANDIN_LABELLED,
     log:
         "logs/reference/{standin}/label.log",
     benchmark:
-        "results/benchmarks/reference/{standin}/label.tsv"
+        paths.benchmark("reference/{standin}/label")
     conda:
         "../envs/mace.yaml"
     threads: 2
@@ -72,9 +72,9 @@ rule standin_label:
 rule standin_mptrj_json:
     """The labelled MPtrj stand-in in MPtrj's JSON layout."""
     input:
-        "results/standins/{standin}/labelled.extxyz",
+        paths.STANDIN_LABELLED,
     output:
-        "results/standins/{standin}/{standin}.json",
+        paths.fill(paths.STANDIN_SOURCE, suffix="json"),
     log:
         "logs/reference/{standin}/json.log",
     conda:
@@ -91,9 +91,9 @@ rule standin_mptrj_json:
 rule standin_omat24_aselmdb:
     """The labelled OMat24 stand-in as an OMat24-style .aselmdb."""
     input:
-        "results/standins/{standin}/labelled.extxyz",
+        paths.STANDIN_LABELLED,
     output:
-        "results/standins/{standin}/{standin}.aselmdb",
+        paths.fill(paths.STANDIN_SOURCE, suffix="aselmdb"),
     log:
         "logs/reference/{standin}/aselmdb.log",
     conda:
@@ -166,7 +166,7 @@ rule mptrj_ingest:
     log:
         "logs/reference/mptrj_ingest.log",
     benchmark:
-        "results/benchmarks/reference/mptrj_ingest.tsv"
+        paths.benchmark("reference/mptrj_ingest")
     conda:
         "../envs/mace.yaml"
     threads: 1
@@ -217,7 +217,7 @@ rule omat24_ingest:
     log:
         "logs/reference/omat24_ingest.log",
     benchmark:
-        "results/benchmarks/reference/omat24_ingest.tsv"
+        paths.benchmark("reference/omat24_ingest")
     conda:
         "../envs/mace.yaml"
     threads: 1

@@ -1,10 +1,9 @@
 """Dopant screening (workflow_scripts.screening; docs/screening.md), when screening.enabled.
 
-Each host's pristine supercell (results/structures/{host}/pristine.json, relaxed by
-cp2k_relax like a defect, at exactly its defects' settings) and each element's reference
-phase (results/cp2k/reference/{element}/) -> the DFT screen set and formation energies
-(results/screening/) -> every model's screen (results/screening/models/{model}.csv) -> the
-comparison, its table and figures.
+Each host's pristine supercell (the defect named paths.PRISTINE, relaxed by cp2k_relax like a
+defect, at exactly its defects' settings) and each element's reference phase (cp2k_reference)
+-> the DFT screen set and formation energies (screening_dft) -> every model's screen
+(screening_model) -> the comparison, its table and figures.
 """
 
 from workflow_scripts.screening import references as screening_references
@@ -18,8 +17,8 @@ rule pristine_structure:
     input:
         host=lambda wildcards: supercell_host_file(wildcards.host),
     output:
-        json="results/structures/{host}/pristine.json",
-        cif="results/structures/{host}/pristine.cif",
+        json=paths.fill(paths.DEFECT, defect=paths.PRISTINE),
+        cif=paths.fill(paths.DEFECT_CIF, defect=paths.PRISTINE),
     log:
         "logs/structures/{host}/pristine.log",
     conda:
@@ -39,7 +38,7 @@ rule pristine_structure:
 rule reference_structure:
     """An element's reference phase (ASE's reference state, or a molecule in a box)."""
     output:
-        "results/screening/references/{element}.extxyz",
+        paths.REFERENCE_STRUCTURE,
     log:
         "logs/screening/reference_structure_{element}.log",
     conda:
@@ -63,11 +62,11 @@ rule cp2k_reference:
         structure=rules.reference_structure.output,
         settings=section_file("dft"),
     output:
-        "results/cp2k/reference/{element}/summary.json",
+        paths.CP2K_REFERENCE,
     log:
         "logs/cp2k/reference/{element}.log",
     benchmark:
-        "results/benchmarks/cp2k/reference/{element}.tsv"
+        paths.benchmark("cp2k/reference/{element}")
     conda:
         "../envs/cp2k.yaml"
     threads: CP2K["threads"]
@@ -91,19 +90,19 @@ rule cp2k_reference:
 rule screening_dft:
     """The DFT screen: converged defects, pristine hosts and references; formation energies."""
     input:
-        manifest="results/structures/manifest.csv",
+        manifest=paths.DEFECT_MANIFEST,
         defects=screening_defect_summaries(),
         hosts=screening_host_summaries(),
         references=screening_reference_summaries(),
     output:
-        structures="results/screening/dft_structures.extxyz",
+        structures=paths.screening("dft_structures.extxyz"),
         formation=report(
-            "results/screening/formation_energies.csv",
+            paths.screening("formation_energies.csv"),
             caption="../report/screening_formation.rst",
             category="5. Screening",
         ),
-        potentials="results/screening/chemical_potentials.csv",
-        entries="results/screening/entries.csv",
+        potentials=paths.screening("chemical_potentials.csv"),
+        entries=paths.screening("entries.csv"),
     log:
         "logs/screening/dft.log",
     conda:
@@ -131,11 +130,11 @@ rule screening_model:
         settings=section_file("mace"),
         evaluation=section_file("evaluation"),
     output:
-        "results/screening/models/{model}.csv",
+        paths.SCREENING_MODEL,
     log:
         "logs/screening/model_{model}.log",
     benchmark:
-        "results/benchmarks/screening/model_{model}.tsv"
+        paths.benchmark("screening/model_{model}")
     wildcard_constraints:
         model=mace_plan.name_pattern(screening_models()),
     conda:
@@ -163,13 +162,13 @@ rule screening_compare:
         structures=rules.screening_dft.output.structures,
         models=expand(rules.screening_model.output, model=screening_models()),
     output:
-        values="results/screening/model_formation_energies.csv",
+        values=paths.screening("model_formation_energies.csv"),
         table=report(
-            "results/screening/model_comparison.csv",
+            paths.screening("model_comparison.csv"),
             caption="../report/screening_comparison.rst",
             category="5. Screening",
         ),
-        markdown="results/screening/model_comparison.md",
+        markdown=paths.screening("model_comparison.md"),
     log:
         "logs/screening/compare.log",
     conda:
@@ -180,7 +179,8 @@ rule screening_compare:
         runtime=10,
     params:
         models=" ".join(
-            f"--model {m}=results/screening/models/{m}.csv" for m in screening_models()
+            f"--model {m}={paths.fill(paths.SCREENING_MODEL, model=m)}"
+            for m in screening_models()
         ),
         run_label=config["run_label"],
     shell:
@@ -199,11 +199,11 @@ rule screening_figure:
         }[w.figure],
     output:
         figure=report(
-            "results/figures/screening_{figure}.png",
+            paths.figure("screening_{figure}"),
             caption="../report/screening_figures.rst",
             category="5. Screening",
         ),
-        table="results/figures/screening_{figure}.csv",
+        table=paths.figure("screening_{figure}", "csv"),
     log:
         "logs/screening/figure_{figure}.log",
     wildcard_constraints:

@@ -6,8 +6,8 @@ rule host_structure:
     input:
         host_structure_input,
     output:
-        json="results/hosts/{host}.json",
-        cif="results/hosts/{host}.cif",
+        json=paths.HOST,
+        cif=paths.HOST_CIF,
     log:
         "logs/structures/host_{host}.log",
     conda:
@@ -26,13 +26,13 @@ rule host_structure:
 
 rule relaxed_host:
     """The host with the cell and positions of its CP2K cell relaxation; the lattice change
-    is in its properties and in results/hosts/manifest.csv."""
+    is in its properties and in the hosts' manifest."""
     input:
-        host="results/hosts/{host}.json",
-        summary="results/cp2k/host_cell/{host}/summary.json",  # rule cp2k_host_cell
+        host=paths.HOST,
+        summary=paths.CP2K_HOST_CELL,  # rule cp2k_host_cell
     output:
-        json="results/hosts/relaxed/{host}.json",
-        cif="results/hosts/relaxed/{host}.cif",
+        json=paths.RELAXED_HOST,
+        cif=paths.RELAXED_HOST_CIF,
     log:
         "logs/structures/relaxed_host_{host}.log",
     conda:
@@ -54,8 +54,8 @@ rule defect_structure:
     input:
         host=lambda wildcards: supercell_host_file(wildcards.host),
     output:
-        json="results/structures/{host}/{defect}.json",
-        cif="results/structures/{host}/{defect}.cif",
+        json=paths.DEFECT,
+        cif=paths.DEFECT_CIF,
     log:
         "logs/structures/{host}/{defect}.log",
     conda:
@@ -80,7 +80,7 @@ rule defect_manifest:
     input:
         defect_structure_files(),
     output:
-        "results/structures/manifest.csv",
+        paths.DEFECT_MANIFEST,
     log:
         "logs/structures/manifest.log",
     conda:
@@ -100,7 +100,7 @@ rule host_manifest:
     input:
         [supercell_host_file(host) for host in host_names()],
     output:
-        "results/hosts/manifest.csv",
+        paths.HOST_MANIFEST,
     log:
         "logs/structures/host_manifest.log",
     conda:

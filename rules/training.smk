@@ -1,9 +1,9 @@
 """MACE training: the foundation model and every trainable variant (workflow_scripts.mace).
 
-results/models/foundation.model (+ .json): a mace-torch named model, a .model file or the
-demo's stand-in pretrained on the MPtrj pool. results/models/{variant}.model (+ .json with
+The foundation model (paths.FOUNDATION_MODEL, + .json): a mace-torch named model, a .model file
+or the demo's stand-in pretrained on the MPtrj pool. Each variant (paths.MODEL, + .json with
 the learning rate, heads, mode, files and E0s read back from mace's own outputs). mace's
-logs and checkpoints stay in results/models/{variant}.work/ (not an output: a killed run
+logs and checkpoints stay in paths.MODEL_WORK_DIR (not an output: a killed run
 keeps them and the rerun resumes).
 """
 
@@ -21,7 +21,7 @@ rule mace_foundation_model:
     log:
         "logs/mace/foundation_model.log",
     benchmark:
-        "results/benchmarks/mace/foundation_model.tsv"
+        paths.benchmark("mace/foundation_model")
     priority: 10
     conda:
         "../envs/mace.yaml"
@@ -50,12 +50,12 @@ rule mace_train:
         variants=lambda w: variant_file(w.variant),
         settings=section_file("mace"),
     output:
-        model="results/models/{variant}.model",
-        info="results/models/{variant}.json",
+        model=paths.MODEL,
+        info=paths.MODEL_INFO,
     log:
         "logs/mace/train_{variant}.log",
     benchmark:
-        "results/benchmarks/mace/train_{variant}.tsv"
+        paths.benchmark("mace/train_{variant}")
     wildcard_constraints:
         variant=mace_plan.name_pattern(mace_plan.trainable_variants(config)),
     priority: 10
