@@ -106,7 +106,7 @@ rule mace_metric_tables:
         baselines=section_file("baselines"),
         dataset=section_file("dataset"),
         reference=section_file("reference"),
-        foundation=mace_plan.FOUNDATION_INFO,
+        foundation=paths.FOUNDATION_INFO,
     output:
         mace_plan.metric_files(),
     log:

@@ -16,8 +16,8 @@ rule mace_foundation_model:
         unpack(lambda w: mace_plan.foundation_inputs(config, mptrj_name())),
         settings=section_file("mace"),
     output:
-        model=mace_plan.FOUNDATION_MODEL,
-        info=mace_plan.FOUNDATION_INFO,
+        model=paths.FOUNDATION_MODEL,
+        info=paths.FOUNDATION_INFO,
     log:
         "logs/mace/foundation_model.log",
     benchmark:

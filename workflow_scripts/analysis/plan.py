@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 
+from workflow_scripts import paths
 from workflow_scripts.config import ConfigError
 
 # Data-set key of the random MPtrj sample drawn for the embedding maps.
@@ -22,31 +23,31 @@ COVERAGE_DATASETS = (EMBEDDING_SAMPLE, "perovs_dopants")
 ERROR_DATASET = "perovs_dopants"
 ROLES = ("pretrained", "standard", "multihead")
 # The papers' findings checked on this run's tables (workflow_scripts.analysis.findings).
-FINDINGS_FILES = ("results/metrics/findings.csv", "results/metrics/findings.md")
+FINDINGS_FILES = (paths.metric("findings"), paths.metric("findings", "md"))
 # Every model ranked on each test set (workflow_scripts.analysis.leaderboard): table, its
 # Markdown, the bar figure and the figure's CSV.
 LEADERBOARD_FILES = (
-    "results/metrics/leaderboard.csv",
-    "results/metrics/leaderboard.md",
-    "results/figures/leaderboard.png",
-    "results/figures/leaderboard.csv",
+    paths.metric("leaderboard"),
+    paths.metric("leaderboard", "md"),
+    paths.figure("leaderboard"),
+    paths.figure("leaderboard", "csv"),
 )
 
 
 def embedding_sample_file(mptrj_name: str) -> str:
-    return f"results/analysis/{mptrj_name}/embedding_sample.extxyz"
+    return paths.fill(paths.EMBEDDING_SAMPLE, name=mptrj_name)
 
 
 def initial_structures_file(dataset_name: str) -> str:
-    return f"results/analysis/{dataset_name}/initial_structures.extxyz"
+    return paths.fill(paths.INITIAL_STRUCTURES, name=dataset_name)
 
 
 def predictions_file(model: str, dataset: str) -> str:
-    return f"results/predictions/{model}/{dataset}.extxyz"
+    return paths.fill(paths.PREDICTIONS, model=model, dataset=dataset)
 
 
 def descriptors_file(model: str, dataset: str) -> str:
-    return f"results/descriptors/{model}/{dataset}.npy"
+    return paths.fill(paths.DESCRIPTORS, model=model, dataset=dataset)
 
 
 def _first_variant(variants: dict, method: str, data: str | None) -> str | None:
@@ -86,7 +87,7 @@ def required_model(config: dict, role: str) -> str:
 
 
 def figure_names(config: dict) -> list[str]:
-    """The figures this config can draw (each ``results/figures/{name}.png`` + ``.csv``)."""
+    """The figures this config can draw (each a PNG + the CSV of its numbers)."""
     models = analysis_models(config)
     names = ["element_distribution"]
     if models["pretrained"] and config["reference"]["mptrj"]["cp2k_subset_size"] > 0:
@@ -103,9 +104,9 @@ def figure_names(config: dict) -> list[str]:
 def figure_files(config: dict) -> list[str]:
     files = []
     for name in figure_names(config):
-        files += [f"results/figures/{name}.png", f"results/figures/{name}.csv"]
+        files += [paths.figure(name), paths.figure(name, "csv")]
     if "force_shift_density" in figure_names(config):
-        files.append("results/figures/force_shift_density_summary.csv")
+        files.append(paths.figure("force_shift_density_summary", "csv"))
     return files
 
 
@@ -129,7 +130,7 @@ def pair_flags(flag: str, pairs: dict[str, str]) -> str:
 def analysis_targets(config: dict, metric_tables=()) -> list[str]:
     """Every figure this config can draw, the findings check, the leaderboard, and an HTML page
     per metric table (the leaderboard's too) for the report."""
-    reports = [f"results/report/{table}.html" for table in ("leaderboard", *metric_tables)]
+    reports = [paths.fill(paths.REPORT_TABLE, table=t) for t in ("leaderboard", *metric_tables)]
     return figure_files(config) + list(FINDINGS_FILES) + list(LEADERBOARD_FILES) + reports
 
 
@@ -186,7 +187,7 @@ def findings_force_shift_files(config: dict) -> list[str]:
     """The force-shift summary, where this config draws the force-shift figure."""
     if "force_shift_density" not in figure_names(config):
         return []
-    return ["results/figures/force_shift_density_summary.csv"]
+    return [paths.figure("force_shift_density_summary", "csv")]
 
 
 def coverage_descriptor_files(config: dict) -> list[str]:

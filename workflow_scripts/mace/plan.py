@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 import shlex
 
+from workflow_scripts import paths
 from workflow_scripts.analysis.energy_alignment import FIT_JSON as ALIGNMENT_FIT
 from workflow_scripts.mace.settings import MPTRJ_CP2K, OMAT24, PEROVS_DOPANTS, STANDIN_FOUNDATION
 from workflow_scripts.mace.train import default_e0s
 
-FOUNDATION_MODEL = "results/models/foundation.model"
-FOUNDATION_INFO = "results/models/foundation.json"
-ISOLATED_ATOMS = "results/dataset/isolated_atoms.extxyz"
 METRIC_TABLES = ("table1_force_mae", "tableA1", "per_element_force_mae", "per_substituent")
 NEVER = "(?!)"  # a wildcard pattern that matches nothing
 
@@ -37,9 +35,9 @@ def is_url(spec: str) -> bool:
 def foundation_inputs(config: dict, mptrj_name: str) -> dict[str, str]:
     spec = config["mace"]["foundation_model"]
     if spec == STANDIN_FOUNDATION:
-        inputs = {"pool": f"results/reference/{mptrj_name}/pool.extxyz"}
+        inputs = {"pool": paths.reference_file(mptrj_name, "pool")}
         if config["mace"]["standin_foundation"]["e0s"] == "aligned_isolated_atoms":
-            inputs["isolated_atoms"] = ISOLATED_ATOMS
+            inputs["isolated_atoms"] = paths.ISOLATED_ATOMS
             inputs["alignment"] = ALIGNMENT_FIT
         return inputs
     if spec.endswith(".model") and not is_url(spec):
@@ -63,20 +61,20 @@ def training_inputs(config: dict, variant: str, mptrj_name: str, omat24_name: st
     data, method = spec["data"], spec["method"]
     inputs: dict[str, str] = {}
     if data == PEROVS_DOPANTS:
-        inputs["perovs_train"] = "results/dataset/train.extxyz"
-        inputs["perovs_valid"] = "results/dataset/valid.extxyz"
+        inputs["perovs_train"] = paths.split("train")
+        inputs["perovs_valid"] = paths.split("valid")
     elif data == MPTRJ_CP2K:
-        inputs["mptrj_cp2k"] = f"results/reference/{mptrj_name}/cp2k_subset.extxyz"
+        inputs["mptrj_cp2k"] = paths.reference_file(mptrj_name, "cp2k_subset")
     elif data == OMAT24:
-        inputs["omat24_train"] = f"results/reference/{omat24_name}/train.extxyz"
+        inputs["omat24_train"] = paths.reference_file(omat24_name, "train")
     e0s = spec.get("e0s") or default_e0s(data)
     if e0s == "isolated_atoms" and data != PEROVS_DOPANTS:  # the dopant train file has them
-        inputs["isolated_atoms"] = ISOLATED_ATOMS
+        inputs["isolated_atoms"] = paths.ISOLATED_ATOMS
     if method == "multihead":
-        inputs["replay"] = f"results/reference/{mptrj_name}/replay_fps.extxyz"
+        inputs["replay"] = paths.reference_file(mptrj_name, "replay_fps")
     if method != "scratch":
-        inputs["foundation"] = FOUNDATION_MODEL
-        inputs["foundation_info"] = FOUNDATION_INFO
+        inputs["foundation"] = paths.FOUNDATION_MODEL
+        inputs["foundation_info"] = paths.FOUNDATION_INFO
     return inputs
 
 
@@ -88,17 +86,20 @@ def cli_flags(named: dict, keys) -> str:
 
 
 def model_files(config: dict) -> list[str]:
-    files = [FOUNDATION_MODEL, FOUNDATION_INFO]
+    files = [paths.FOUNDATION_MODEL, paths.FOUNDATION_INFO]
     for variant in trainable_variants(config):
-        files += [f"results/models/{variant}.model", f"results/models/{variant}.json"]
+        files += [
+            paths.fill(paths.MODEL, variant=variant),
+            paths.fill(paths.MODEL_INFO, variant=variant),
+        ]
     return files
 
 
 def metric_file(table: str, suffix: str = "csv") -> str:
-    """``results/metrics/{table}.{suffix}`` of one of METRIC_TABLES (an input of later rules)."""
+    """The metric table ``table`` (one of METRIC_TABLES) as ``suffix`` (an input of later rules)."""
     if table not in METRIC_TABLES:
         raise ValueError(f"{table!r} is not a metric table ({', '.join(METRIC_TABLES)})")
-    return f"results/metrics/{table}.{suffix}"
+    return paths.metric(table, suffix)
 
 
 def metric_files() -> list[str]:
@@ -107,7 +108,7 @@ def metric_files() -> list[str]:
 
 
 def prediction_files(models, test_sets) -> list[str]:
-    return [f"results/predictions/{m}/{t}.extxyz" for m in models for t in test_sets]
+    return [paths.fill(paths.PREDICTIONS, model=m, dataset=t) for m in models for t in test_sets]
 
 
 def _guarded(arguments, key: str) -> list[str]:

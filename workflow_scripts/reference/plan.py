@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from workflow_scripts import paths
 from workflow_scripts.reference.fetch import require_local
 
-FOUNDATION_MODEL = "results/models/foundation.model"
 # Descriptor data-set keys beyond common.smk's dataset_file() names.
 POOL = "mptrj_pool"
 EMBEDDING_SAMPLE = "mptrj_embedding_sample"
@@ -21,7 +21,7 @@ def name(config: dict, dataset: str) -> str:
 
 
 def output_dir(config: dict, dataset: str) -> str:
-    return f"results/reference/{name(config, dataset)}"
+    return paths.fill(paths.REFERENCE_DIR, name=name(config, dataset))
 
 
 def uses_standin(config: dict, dataset: str) -> bool:
@@ -32,7 +32,7 @@ def standin_file(config: dict, dataset: str) -> str:
     """The stand-in in the real format: MPtrj JSON or OMat24 .aselmdb."""
     label = name(config, dataset)
     suffix = "json" if dataset == "mptrj" else "aselmdb"
-    return f"results/standins/{label}/{label}.{suffix}"
+    return paths.fill(paths.STANDIN_SOURCE, standin=label, suffix=suffix)
 
 
 def standin_constraint(config: dict) -> str:
@@ -76,15 +76,15 @@ def mptrj_pool_elements(settings: dict) -> list[str]:
 
 def descriptor_model_file(model: str) -> str | None:
     """``foundation`` -> the foundation model file; None: ask common.smk's model_file()."""
-    return FOUNDATION_MODEL if model == "foundation" else None
+    return paths.FOUNDATION_MODEL if model == "foundation" else None
 
 
 def descriptor_data_file(config: dict, dataset: str) -> str | None:
     """The pool and the embedding sample; None: ask common.smk's dataset_file()."""
     mptrj = name(config, "mptrj")
     return {
-        POOL: f"results/reference/{mptrj}/pool.extxyz",
-        EMBEDDING_SAMPLE: f"results/analysis/{mptrj}/embedding_sample.extxyz",
+        POOL: paths.reference_file(mptrj, "pool"),
+        EMBEDDING_SAMPLE: paths.fill(paths.EMBEDDING_SAMPLE, name=mptrj),
     }.get(dataset)
 
 
