@@ -150,8 +150,12 @@ rule analysis_embedding_maps:
         mem_mb=8000,
         runtime=120,
     params:
-        predictions_dir=paths.PREDICTIONS_DIR,
-        descriptors_dir=paths.DESCRIPTORS_DIR,
+        predictions_dir=lambda w, input: folder_above(
+            input.predictions, 2, paths.PREDICTIONS_DIR
+        ),
+        descriptors_dir=lambda w, input: folder_above(
+            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        ),
         models=lambda w: analysis_plan.model_flags(config),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
         error_dataset=analysis_plan.MAP_ERROR_DATASET,
@@ -200,7 +204,9 @@ rule analysis_dataset_coverage:
         mem_mb=4000,
         runtime=60,
     params:
-        descriptors_dir=paths.DESCRIPTORS_DIR,
+        descriptors_dir=lambda w, input: folder_above(
+            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        ),
         model=lambda w: analysis_plan.required_model(config, "pretrained"),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.COVERAGE_DATASETS),
     shell:
@@ -238,7 +244,7 @@ rule analysis_element_distribution:
         mem_mb=2000,
         runtime=10,
     params:
-        hosts_dir=paths.HOSTS_DIR,
+        hosts_dir=lambda w, input: folder_above(input.hosts, 1, paths.HOSTS_DIR),
         dataset=config["dataset"]["name"],
     shell:
         "python -m workflow_scripts.analysis.element_distribution --manifest {input.manifest}"
@@ -308,7 +314,9 @@ rule analysis_findings:
         mem_mb=4000,
         runtime=30,
     params:
-        descriptors_dir=paths.DESCRIPTORS_DIR,
+        descriptors_dir=lambda w, input: folder_above(
+            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        ),
         force_shift=lambda w, input: (
             f"--force-shift-summary {input.force_shift}" if input.force_shift else ""
         ),

@@ -116,6 +116,12 @@ def _write_if_changed(path, content):
     return str(path)
 
 
+def folder_above(files, levels, default):
+    """The folder ``levels`` above the first of ``files`` (``default`` when there are none),
+    for the scripts that read a folder of per-model files."""
+    return str(Path(files[0]).parents[levels - 1]) if files else default
+
+
 def as_cli_json(value):
     """A value as one shell-quoted JSON argument."""
     return shlex.quote(json.dumps(value, sort_keys=True))
@@ -391,18 +397,17 @@ def screening_reference_summaries():
 
 def screening_pair_flags():
     """--defect HOST/DEFECT=summary, --host HOST=summary, --reference ELEMENT=summary."""
+    relax, reference = paths.CP2K_RELAX, paths.CP2K_REFERENCE
     flags = [
-        f"--defect {host}/{defect}="
-        + paths.fill(paths.CP2K_RELAX, host=host, defect=defect)
+        f"--defect {host}/{defect}={paths.fill(relax, host=host, defect=defect)}"
         for host, defect in defect_pairs()
     ]
     flags += [
-        f"--host {host}="
-        + paths.fill(paths.CP2K_RELAX, host=host, defect=paths.PRISTINE)
+        f"--host {host}={paths.fill(relax, host=host, defect=paths.PRISTINE)}"
         for host in host_names()
     ]
     flags += [
-        f"--reference {el}=" + paths.fill(paths.CP2K_REFERENCE, element=el)
+        f"--reference {el}={paths.fill(reference, element=el)}"
         for el in dataset_elements()
     ]
     return " ".join(flags)
@@ -459,10 +464,7 @@ def all_targets():
     targets = defect_structure_files() + [paths.DEFECT_MANIFEST]
     targets += [paths.HOST_MANIFEST]
     targets += [paths.split(split) for split in ("train", "valid", "test")]
-    targets += [
-        paths.fill(paths.DATASET_ARTEFACT, name=config["dataset"]["name"])
-        + "/README.md"
-    ]
+    targets += [paths.fill(paths.DATASET_CARD, name=config["dataset"]["name"])]
     targets += [paths.CP2K_FAILURES]  # CP2K jobs that failed for good (report)
     targets += [model_file(v) for v in config["variants"]]
     targets += mace_plan.metric_files()

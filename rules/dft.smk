@@ -20,7 +20,8 @@ CP2K = config["dft"]["resources"]
 
 rule cp2k_host_cell:
     """CELL_OPT of one host at the run's settings, before its supercells are built
-    (dft.host_cell; workflow_scripts/host_cells.py)."""
+    (dft.host_cell; workflow_scripts/host_cells.py). The other one-structure CP2K rules are
+    this rule with their own task, files and wall time (use rule ... with:)."""
     input:
         structure=paths.HOST,
         settings=section_file("dft"),
@@ -40,12 +41,14 @@ rule cp2k_host_cell:
         mpi=config["dft"]["mpi_launcher"],
         tasks=config["dft"]["mpi_ranks"],
     params:
+        task=lambda w, input: (
+            f"cell-relax --structure {input.structure} {host_cell_kpoints(w.host)}"
+        ),
         workdir=lambda wildcards, output: Path(output[0]).parent,
         runtime=dft_runtime_file(),
-        kpoints=lambda wildcards: host_cell_kpoints(wildcards.host),
     shell:
-        "python -m workflow_scripts.cp2k.run cell-relax --structure {input.structure}"
-        " {params.kpoints} --settings {input.settings} --runtime-settings {params.runtime}"
+        "python -m workflow_scripts.cp2k.run {params.task}"
+        " --settings {input.settings} --runtime-settings {params.runtime}"
         " --workdir {params.workdir} --summary {output}"
         " --threads {threads} --walltime-min {resources.runtime}"
         " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
@@ -85,8 +88,8 @@ rule mlip_prerelax:
         " --out {output} > {log} 2>&1"
 
 
-rule cp2k_relax:
-    """GEO_OPT of a defect supercell (or pristine host) under custodian; resumes if stopped."""
+# GEO_OPT of a defect supercell (or pristine host) under custodian; resumes if stopped.
+use rule cp2k_host_cell as cp2k_relax with:
     input:
         structure=lambda w: relax_start_file(w.host, w.defect),
         settings=section_file("dft"),
@@ -96,29 +99,13 @@ rule cp2k_relax:
         "logs/cp2k/relax/{host}/{defect}.log",
     benchmark:
         paths.benchmark("cp2k/relax/{host}/{defect}")
-    priority: 10
-    conda:
-        "../envs/cp2k.yaml"
-    threads: CP2K["threads"]
-    resources:
-        mem_mb=CP2K["mem_mb"],
-        runtime=CP2K["relax_runtime_min"],
-        mpi=config["dft"]["mpi_launcher"],
-        tasks=config["dft"]["mpi_ranks"],
     params:
-        workdir=lambda wildcards, output: Path(output[0]).parent,
-        runtime=dft_runtime_file(),
-    shell:
-        "python -m workflow_scripts.cp2k.run relax --structure {input.structure}"
-        " --settings {input.settings} --runtime-settings {params.runtime}"
-        " --workdir {params.workdir} --summary {output}"
-        " --threads {threads} --walltime-min {resources.runtime}"
-        " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
+        task=lambda w, input: f"relax --structure {input.structure}",
 
 
-rule cp2k_isolated_atom:
-    """One job per element; on a cluster several share a SLURM job (group isolated_atoms,
-    group-components in profiles/slurm); local runs ignore groups."""
+# One job per element; on a cluster several share a SLURM job (group isolated_atoms,
+# group-components in profiles/slurm); local runs ignore groups.
+use rule cp2k_host_cell as cp2k_isolated_atom with:
     input:
         settings=section_file("dft"),
     output:
@@ -127,26 +114,15 @@ rule cp2k_isolated_atom:
         "logs/cp2k/atoms/{element}.log",
     benchmark:
         paths.benchmark("cp2k/atoms/{element}")
-    priority: 10
     group:
         "isolated_atoms"
-    conda:
-        "../envs/cp2k.yaml"
-    threads: CP2K["threads"]
     resources:
         mem_mb=CP2K["mem_mb"],
         runtime=CP2K["isolated_atom_runtime_min"],
         mpi=config["dft"]["mpi_launcher"],
         tasks=config["dft"]["mpi_ranks"],
     params:
-        workdir=lambda wildcards, output: Path(output[0]).parent,
-        runtime=dft_runtime_file(),
-    shell:
-        "python -m workflow_scripts.cp2k.run isolated-atom --element {wildcards.element}"
-        " --settings {input.settings} --runtime-settings {params.runtime}"
-        " --workdir {params.workdir} --summary {output}"
-        " --threads {threads} --walltime-min {resources.runtime}"
-        " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
+        task=lambda w: f"isolated-atom --element {w.element}",
 
 
 rule cp2k_mptrj_single_point:
@@ -174,7 +150,7 @@ rule cp2k_mptrj_single_point:
         mpi=config["dft"]["mpi_launcher"],
         tasks=config["dft"]["mpi_ranks"],
     params:
-        root=paths.CP2K_SINGLE_POINTS,
+        root=lambda wildcards, output: Path(output[0]).parent,
         indices=single_point_indices,
         runtime=dft_runtime_file(),
     shell:
@@ -256,7 +232,7 @@ rule cp2k_check_inputs:
         mem_mb=2000,
         runtime=30,
     params:
-        workdir=paths.CP2K_INPUT_CHECK_DIR,
+        workdir=lambda w, output: Path(output[0]).with_suffix(""),
         elements=isolated_atom_elements(),
         runtime=dft_runtime_file(),
     shell:

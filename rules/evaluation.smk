@@ -118,8 +118,10 @@ rule mace_metric_tables:
         mem_mb=8000,
         runtime=60,
     params:
-        metrics_dir=paths.METRICS_DIR,
-        predictions_dir=paths.PREDICTIONS_DIR,
+        metrics_dir=lambda w, output: Path(output[0]).parent,
+        predictions_dir=lambda w, input: folder_above(
+            input.predictions, 2, paths.PREDICTIONS_DIR
+        ),
         models=" ".join(shlex.quote(model) for model in model_names()),
         alignment=lambda w, input: (
             f"--energy-alignment {input.alignment}" if input.alignment else ""

@@ -55,11 +55,12 @@ rule reference_structure:
         " --box {params.box} {params.structure} --out {output} > {log} 2>&1"
 
 
-rule cp2k_reference:
-    """CP2K relaxation of one elemental reference: CELL_OPT with k-points for a solid,
-    GEO_OPT at Γ for a molecule."""
+# One elemental reference: CELL_OPT with k-points for a solid (a single point when the cell
+# is kept and symmetry fixes every position), GEO_OPT at Γ for a molecule. Leaves of the DAG,
+# so without the CP2K jobs' priority.
+use rule cp2k_host_cell as cp2k_reference with:
     input:
-        structure=rules.reference_structure.output,
+        structure=rules.reference_structure.output[0],
         settings=section_file("dft"),
     output:
         paths.CP2K_REFERENCE,
@@ -67,24 +68,9 @@ rule cp2k_reference:
         "logs/cp2k/reference/{element}.log",
     benchmark:
         paths.benchmark("cp2k/reference/{element}")
-    conda:
-        "../envs/cp2k.yaml"
-    threads: CP2K["threads"]
-    resources:
-        mem_mb=CP2K["mem_mb"],
-        runtime=CP2K["relax_runtime_min"],
-        mpi=config["dft"]["mpi_launcher"],
-        tasks=config["dft"]["mpi_ranks"],
+    priority: 0
     params:
-        task=lambda w: reference_task(w.element),
-        workdir=lambda wildcards, output: Path(output[0]).parent,
-        runtime=dft_runtime_file(),
-    shell:
-        "python -m workflow_scripts.cp2k.run {params.task} --structure {input.structure}"
-        " --settings {input.settings} --runtime-settings {params.runtime}"
-        " --workdir {params.workdir} --summary {output}"
-        " --threads {threads} --walltime-min {resources.runtime}"
-        " --mpi-launcher {resources.mpi} --mpi-ranks {resources.tasks} > {log} 2>&1"
+        task=lambda w, input: f"{reference_task(w.element)} --structure {input.structure}",
 
 
 rule screening_dft:

@@ -49,7 +49,6 @@ CP2K_SINGLE_POINT_BATCH = f"{CP2K_SINGLE_POINTS}/batch_{{batch}}.json"
 CP2K_FAILED_JOBS = f"{RESULTS}/cp2k/failures/{{job}}.csv"
 CP2K_FAILURES = f"{RESULTS}/cp2k/failures.csv"
 CP2K_INPUT_CHECK = f"{RESULTS}/cp2k/input_check.txt"
-CP2K_INPUT_CHECK_DIR = f"{RESULTS}/cp2k/input_check"
 
 # --- data sets ----------------------------------------------------------------------------------
 TRAJECTORY = f"{RESULTS}/trajectories/{{host}}/{{defect}}.extxyz"
@@ -58,6 +57,7 @@ SPLITS = ("train", "valid", "test")
 ISOLATED_ATOMS = f"{RESULTS}/dataset/isolated_atoms.extxyz"
 HELD_OUT = f"{RESULTS}/dataset/held_out.extxyz"
 DATASET_ARTEFACT = f"{RESULTS}/dataset/{{name}}"
+DATASET_CARD = f"{DATASET_ARTEFACT}/README.md"
 
 # --- reference data (MPtrj, OMat24) and their offline stand-ins --------------------------------
 REFERENCE_DIR = f"{RESULTS}/reference/{{name}}"
