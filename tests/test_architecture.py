@@ -4,7 +4,12 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RULE = re.compile(r"^(?:rule|checkpoint) (\w+):", re.M)
+RULE = re.compile(r"^(?:(?:rule|checkpoint) (\w+):|use rule \w+ as (\w+) with:)", re.M)
+
+
+def rule_names(text: str) -> list[str]:
+    """Rules in definition order: ``rule X:``, ``checkpoint X:``, ``use rule Y as X with:``."""
+    return [own or derived for own, derived in RULE.findall(text)]
 
 
 def included_modules() -> list[str]:
@@ -22,8 +27,8 @@ def documented_rules() -> dict[str, list[str]]:
 
 def test_every_rule_is_documented_under_its_module_in_include_order():
     modules = [m for m in included_modules() if m != "common"]
-    defined = {m: RULE.findall((REPO / "rules" / f"{m}.smk").read_text()) for m in modules}
-    assert RULE.findall((REPO / "rules" / "common.smk").read_text()) == []  # functions only
+    defined = {m: rule_names((REPO / "rules" / f"{m}.smk").read_text()) for m in modules}
+    assert rule_names((REPO / "rules" / "common.smk").read_text()) == []  # functions only
     documented = documented_rules()
     assert list(documented) == modules
     assert documented == defined
@@ -32,10 +37,14 @@ def test_every_rule_is_documented_under_its_module_in_include_order():
 
 
 def test_every_rule_has_a_docstring():
+    """A rule's docstring, or for ``use rule ... with:`` (which takes none) a comment above."""
     missing = []
     for path in sorted((REPO / "rules").glob("*.smk")):
         lines = path.read_text().splitlines()
         for i, line in enumerate(lines):
-            if RULE.match(line) and not lines[i + 1].strip().startswith('"""'):
+            if line.startswith("use rule "):
+                if not lines[i - 1].startswith("#"):
+                    missing.append(f"{path.name}: {line}")
+            elif RULE.match(line) and not lines[i + 1].strip().startswith('"""'):
                 missing.append(f"{path.name}: {line}")
     assert missing == []
