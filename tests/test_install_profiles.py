@@ -119,6 +119,10 @@ def test_every_rule_with_an_mpi_resource_gets_mpi_ranks_from_the_slurm_profile()
         ):
             if re.search(r"^\s+mpi=", body, re.M):
                 mpi_rules.add(name)
+    for module in sorted((REPO / "rules").glob("*.smk")):  # use rule: the base's resources
+        for base, name in re.findall(r"^use rule (\w+) as (\w+) with:", module.read_text(), re.M):
+            if base in mpi_rules:
+                mpi_rules.add(name)
     profile = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
     listed = set(re.findall(r'"(\w+)"', re.search(r"CP2K_RULES = \[(.*?)\]", profile).group(1)))
     assert {"cp2k_host_cell", "cp2k_relax", "cp2k_isolated_atom"} <= mpi_rules
