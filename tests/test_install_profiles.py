@@ -115,7 +115,7 @@ def test_every_rule_with_an_mpi_resource_gets_mpi_ranks_from_the_slurm_profile()
     mpi_rules = set()
     for module in sorted((REPO / "rules").glob("*.smk")):
         for name, body in re.findall(
-            r"^rule (\w+):\n(.*?)(?=^rule |\Z)", module.read_text(), re.M | re.S
+            r"^rule (\w+):\n(.*?)(?=^rule |^use rule |\Z)", module.read_text(), re.M | re.S
         ):
             if re.search(r"^\s+mpi=", body, re.M):
                 mpi_rules.add(name)
