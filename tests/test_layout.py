@@ -31,3 +31,19 @@ def test_functions_are_at_most_60_lines(module):
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"{_relative(module)}: " + ", ".join(long)
+
+
+def test_results_paths_are_built_by_the_paths_module_only():
+    """One module owns the file layout: no other module, rule file or the Snakefile spells a
+    ``results/`` path (code, docstrings and help texts alike)."""
+    root = PACKAGE.parent
+    sources = [*MODULES, *sorted((root / "rules").glob("*.smk")), root / "Snakefile"]
+    owner = PACKAGE / "paths.py"
+    spelled = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sources
+        if path != owner
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "results/" in line
+    ]
+    assert spelled == []
