@@ -154,24 +154,6 @@ MODEL_MODULES = (
 # workflow_scripts.reference.standins also builds stand-ins on the CPU; its `label` command runs
 # CHGNet, so the rule is named instead.
 MODEL_RULES_BY_NAME = {"standin_label"}
-# docs/cluster.md's table, at least: the rules the routing was written for.
-DOCUMENTED_CP2K_RULES = {
-    "cp2k_host_cell",
-    "cp2k_relax",
-    "cp2k_isolated_atom",
-    "cp2k_mptrj_single_point",
-    "cp2k_reference",
-}
-DOCUMENTED_GPU_RULES = {
-    "mace_foundation_model",
-    "mace_train",
-    "mace_predict",
-    "mace_descriptors",
-    "baseline_predict",
-    "standin_label",
-    "screening_model",
-    "mlip_prerelax",
-}
 
 
 def workflow_rules() -> dict[str, str]:
@@ -240,7 +222,7 @@ def test_every_rule_a_profile_names_exists(profile, monkeypatch):
     assert groups <= groups_in_rules(), f"profiles/{profile}: unknown groups {groups}"
 
 
-def test_slurm_profile_routes_cp2k_to_cpu_mpi_jobs_and_models_to_gpus(monkeypatch):
+def test_slurm_profile_routes_cp2k_to_cpu_mpi_jobs_and_models_to_gpus(monkeypatch, slurm_routing):
     settings = rendered_profile("slurm", monkeypatch)
     routed = {
         rule: {key: resource_value(value) for key, value in resources.items()}
@@ -251,8 +233,8 @@ def test_slurm_profile_routes_cp2k_to_cpu_mpi_jobs_and_models_to_gpus(monkeypatc
     model_rules = MODEL_RULES_BY_NAME | {
         name for name, body in rules.items() if runs_a_module(body, MODEL_MODULES)
     }
-    assert cp2k_rules >= DOCUMENTED_CP2K_RULES
-    assert model_rules >= DOCUMENTED_GPU_RULES
+    assert cp2k_rules >= slurm_routing["cp2k_mpi"]
+    assert model_rules >= slurm_routing["gpu"]
     for rule in sorted(cp2k_rules):
         assert rule in routed, f"CP2K rule {rule} is not routed by profiles/slurm"
         assert routed[rule]["slurm_partition"] == "cpu", rule
