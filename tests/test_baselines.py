@@ -8,20 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from ase.io import read, write
 
 from workflow_scripts.baselines import predict, registry
-from workflow_scripts.config import ConfigError, load_schema, validate_config
+from workflow_scripts.config import REPO_ROOT, ConfigError, load_schema, validate_config
 from workflow_scripts.mace.synthetic import emt_bulk_frames
 
-REPO = Path(__file__).resolve().parents[1]
-SEVENNET_PYTHON = REPO / ".venv-sevennet" / "bin" / "python"
+SEVENNET_PYTHON = REPO_ROOT / ".venv-sevennet" / "bin" / "python"
 EMT_ENTRY = {"factory": "ase.calculators.emt:EMT", "energy_scale": "VASP", "label": "EMT (ASE)"}
-
-
-def demo_config() -> dict:
-    return yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
 
 
 def test_schema_lists_exactly_the_registered_models():
@@ -46,11 +40,11 @@ def test_list_and_mapping_resolve_to_registered_settings():
     assert mapping["chgnet-old"]["factory"] == registry.REGISTERED["chgnet"]["factory"]
 
 
-def test_config_resolves_baselines_and_stays_valid_when_validated_again():
-    config = validate_config(demo_config() | {"baselines": {"emt": EMT_ENTRY}}, REPO)
+def test_config_resolves_baselines_and_stays_valid_when_validated_again(demo_config):
+    config = validate_config(demo_config | {"baselines": {"emt": EMT_ENTRY}}, REPO_ROOT)
     assert config["baselines"]["emt"]["factory"] == "ase.calculators.emt:EMT"
     assert config["baselines"]["emt"]["python"] == "python"
-    assert validate_config(config, REPO)["baselines"] == config["baselines"]
+    assert validate_config(config, REPO_ROOT)["baselines"] == config["baselines"]
 
 
 @pytest.mark.parametrize(
@@ -64,14 +58,14 @@ def test_config_resolves_baselines_and_stays_valid_when_validated_again():
         ),
     ],
 )
-def test_incomplete_factory_entries_are_refused(entry, message):
+def test_incomplete_factory_entries_are_refused(entry, message, demo_config):
     with pytest.raises(ConfigError, match=message):
-        validate_config(demo_config() | {"baselines": {"mine": entry}}, REPO)
+        validate_config(demo_config | {"baselines": {"mine": entry}}, REPO_ROOT)
 
 
-def test_model_needing_a_download_is_refused_with_what_to_fetch(tmp_path):
+def test_model_needing_a_download_is_refused_with_what_to_fetch(tmp_path, demo_config):
     with pytest.raises(ConfigError) as error:
-        validate_config(demo_config() | {"baselines": ["mace-mpa-0"]}, tmp_path)
+        validate_config(demo_config | {"baselines": ["mace-mpa-0"]}, tmp_path)
     text = str(error.value)
     assert "checkpoint models/mace-mpa-0-medium.model not found" in text
     assert "https://github.com/ACEsuit/mace-foundations/releases/download/mace_mpa_0/" in text
@@ -79,30 +73,22 @@ def test_model_needing_a_download_is_refused_with_what_to_fetch(tmp_path):
     # once the file is there, the entry is accepted
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "mace-mpa-0-medium.model").write_bytes(b"weights")
-    config = validate_config(demo_config() | {"baselines": ["mace-mpa-0"]}, tmp_path)
+    config = validate_config(demo_config | {"baselines": ["mace-mpa-0"]}, tmp_path)
     assert config["baselines"]["mace-mpa-0"]["checkpoint_argument"] == "model"
 
 
-def _dry_run(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path),
-         "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile"), "all"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )  # fmt: skip
-
-
-def test_dry_run_stops_before_any_job_naming_the_file_to_fetch(tmp_path):
-    result = _dry_run(demo_config() | {"baselines": ["mattersim-v1-5m"]}, tmp_path)
+def test_dry_run_stops_before_any_job_naming_the_file_to_fetch(tmp_path, snakemake, demo_config):
+    config = demo_config | {"baselines": ["mattersim-v1-5m"]}
+    result = snakemake(tmp_path / "work", "-n", "all", config=config)
     assert result.returncode != 0
     assert "checkpoint models/mattersim-v1.0.0-5M.pth not found" in result.stderr
     assert "pretrained_models/mattersim-v1.0.0-5M.pth" in result.stderr
     assert "Job stats" not in result.stdout
 
 
-def test_factory_entry_adds_a_model_to_the_workflow_without_code(tmp_path):
-    result = _dry_run(demo_config() | {"baselines": {"emt": EMT_ENTRY}}, tmp_path)
+def test_factory_entry_adds_a_model_to_the_workflow_without_code(tmp_path, snakemake, demo_config):
+    config = demo_config | {"baselines": {"emt": EMT_ENTRY}}
+    result = snakemake(tmp_path / "work", "-n", "all", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     planned = [line for line in result.stdout.splitlines() if "results/predictions/emt/" in line]
     for test_set in ("mptrj", "perovs_dopants", "omat24"):
@@ -119,8 +105,8 @@ def _run_predict(tmp_path: Path, name: str, spec: dict, frames: list, python=sys
         [str(python), "-m", "workflow_scripts.baselines.predict", "--model-name", name,
          "--baseline-config", str(tmp_path / "baseline.json"), "--data", str(data),
          "--out", str(out), "--mace-config", str(tmp_path / "mace.json"), "--threads", "1"],
-        check=True, cwd=REPO, capture_output=True, text=True, timeout=600,
-        env=os.environ | {"PYTHONPATH": str(REPO)},
+        check=True, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
     return read(out, ":")
 

@@ -2,9 +2,10 @@
 target (benchmarks/verdict.py, benchmarks/run.py)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from workflow_scripts.config import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import run  # noqa: E402
 from verdict import verdict  # noqa: E402

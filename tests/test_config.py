@@ -4,8 +4,6 @@ import copy
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,13 +85,8 @@ def test_host_dependent_errors_name_the_key(host, message):
         plan_defects(config, REPO_ROOT)
 
 
-def _snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
-         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-         "--replace-workflow-config", "--cores", "1", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+def succeeded(result) -> str:
+    """The output of a Snakemake run that must succeed."""
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     return result.stdout + result.stderr
 
@@ -103,19 +96,17 @@ def rule_counts(output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)}
 
 
-def dry_run(config: dict, workdir: Path) -> dict[str, int]:
+def dry_run(snakemake, config: dict, workdir: Path) -> dict[str, int]:
     """Job counts per rule of `snakemake -n` for a config, run in its own directory."""
-    workdir.mkdir(parents=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
+    return rule_counts(succeeded(snakemake(workdir, "-n", "--quiet", "rules", config=config)))
 
 
-def test_adding_a_substituent_adds_exactly_its_jobs(tmp_path):
+def test_adding_a_substituent_adds_exactly_its_jobs(tmp_path, snakemake):
     before = copy.deepcopy(MINIMAL)
     after = copy.deepcopy(MINIMAL)
     after["defects"]["substituents"]["B"] = ["Zr", "Hf"]
-    counts_before = dry_run(before, tmp_path / "before")
-    counts_after = dry_run(after, tmp_path / "after")
+    counts_before = dry_run(snakemake, before, tmp_path / "before")
+    counts_after = dry_run(snakemake, after, tmp_path / "after")
     assert counts_before["defect_structure"] == 4  # Ba on A, Zr on B, vac A, vac B
     # Hf on B: one structure, one relaxation, one trajectory, and Hf's isolated atom.
     added = {"defect_structure": 1, "cp2k_relax": 1, "trajectory": 1, "cp2k_isolated_atom": 1}
@@ -125,25 +116,18 @@ def test_adding_a_substituent_adds_exactly_its_jobs(tmp_path):
     assert counts_after["total"] == counts_before["total"] + sum(added.values())
 
 
-def test_snakemake_stops_before_scheduling_on_a_bad_config(tmp_path):
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(mutated(("defects", "supercell"), [0, 1, 1])))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO_ROOT / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(config_file),
-         "--replace-workflow-config"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+def test_snakemake_stops_before_scheduling_on_a_bad_config(tmp_path, snakemake):
+    result = snakemake(tmp_path, "-n", config=mutated(("defects", "supercell"), [0, 1, 1]))
     assert result.returncode != 0
     assert "config key 'defects.supercell.0'" in result.stderr + result.stdout
     assert not (tmp_path / "results" / "structures").exists()
 
 
-def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path):
+def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path, snakemake):
     """A new wall time, launcher or custodian setting must not touch results/config/dft.json
     (an input of every CP2K job: a change would rerun all DFT and retrain every model)."""
     before = copy.deepcopy(MINIMAL)
-    dry_run(before, tmp_path / "run")
+    dry_run(snakemake, before, tmp_path / "run")
     physics = tmp_path / "run" / "results" / "config" / "dft.json"
     runtime = tmp_path / "run" / "results" / "config" / "dft_runtime.json"
     physics_text, physics_mtime = physics.read_text(), physics.stat().st_mtime_ns
@@ -155,35 +139,31 @@ def test_how_cp2k_runs_is_kept_apart_from_what_it_computes(tmp_path):
         "resources": {"relax_runtime_min": 999},
         "mpi_launcher": "srun",
     }
-    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(after))
-    _snakemake(tmp_path / "run", "-n", "--quiet", "rules")
+    succeeded(snakemake(tmp_path / "run", "-n", "--quiet", "rules", config=after))
     assert physics.stat().st_mtime_ns == physics_mtime and physics.read_text() == physics_text
     written = json.loads(runtime.read_text())
     assert written["custodian"]["max_errors"] == 7 and written["mpi_launcher"] == "srun"
 
 
-def test_adding_a_variant_retrains_only_that_variant(tmp_path):
+def test_adding_a_variant_retrains_only_that_variant(tmp_path, snakemake, demo_config):
     """On a completed demo workflow (every output created and touched, nothing run), a new
     variant plans its own training, its predictions and the tables, and no other model."""
-    config = yaml.safe_load((REPO_ROOT / "demo" / "config.yaml").read_text())
+    config = demo_config
     workdir = tmp_path / "demo"
-    workdir.mkdir()
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    summary = _snakemake(workdir, "--summary")
+    summary = succeeded(snakemake(workdir, "--summary", config=config))
     for line in summary.splitlines():
         fields = line.split("\t")
         if len(fields) >= 5 and fields[0].startswith("results/"):
             (workdir / fields[0]).parent.mkdir(parents=True, exist_ok=True)
             (workdir / fields[0]).touch()
-    _snakemake(workdir, "--touch")
-    assert "Nothing to be done" in _snakemake(workdir, "-n")
+    succeeded(snakemake(workdir, "--touch"))
+    assert "Nothing to be done" in succeeded(snakemake(workdir, "-n"))
     config["variants"]["ft-dopants-standard-lr1e-4"] = {
         "method": "standard",
         "data": "perovs_dopants",
         "lr": 1.0e-4,
     }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
+    counts = rule_counts(succeeded(snakemake(workdir, "-n", "--quiet", "rules", config=config)))
     assert counts["mace_train"] == 1
     assert counts["mace_predict"] == len(config["evaluation"]["test_sets"])
     assert not {r for r in counts if r.startswith(("cp2k_", "chgnet", "mace_descriptors"))}
@@ -215,12 +195,12 @@ def test_both_studies_validate_with_their_own_foundation_and_rows():
     assert raw_earlier["reference"] == raw_later["reference"]
 
 
-def test_earlier_study_overlay_plans_a_dry_run(tmp_path):
+def test_earlier_study_overlay_plans_a_dry_run(tmp_path, snakemake):
     """`snakemake -n --configfile config.mace-mp-0.yaml --replace-workflow-config all`."""
     workdir = tmp_path / "mace-mp-0"
     workdir.mkdir()
     (workdir / "config.yaml").write_text((REPO_ROOT / "config.mace-mp-0.yaml").read_text())
-    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules", "all"))
+    counts = rule_counts(succeeded(snakemake(workdir, "-n", "--quiet", "rules", "all")))
     assert counts["mace_foundation_model"] == 1
     assert counts["mace_train"] == 3  # standard 1e-5, standard 5e-4, scratch
     assert counts["host_manifest"] == 1
@@ -228,14 +208,18 @@ def test_earlier_study_overlay_plans_a_dry_run(tmp_path):
     assert not any("omat24" in rule for rule in counts)
 
 
-def test_study_plans_an_isolated_atom_for_every_element_cp2k_can_compute_and_no_other(tmp_path):
+def test_study_plans_an_isolated_atom_for_every_element_cp2k_can_compute_and_no_other(
+    tmp_path, snakemake
+):
     """The CP2K MPtrj variant trains with isolated-atom E0s: every element its subset can hold
     (MPtrj's 89 less those without a CP2K basis) gets one isolated-atom job; the subset is
     restricted to the same elements."""
     workdir = tmp_path / "study"
     workdir.mkdir()
     (workdir / "config.yaml").write_text((REPO_ROOT / "config.yaml").read_text())
-    output = _snakemake(workdir, "-n", "--forceall", "cp2k_check_inputs", "isolated_atoms_dataset")
+    output = succeeded(
+        snakemake(workdir, "-n", "--forceall", "cp2k_check_inputs", "isolated_atoms_dataset")
+    )
     atoms = set(re.findall(r"results/cp2k/atoms/(\w+)/summary\.json", output))
     expected = {el for el in MPTRJ_ELEMENTS if cp2k_can_compute(el)}
     assert atoms == expected
@@ -244,14 +228,13 @@ def test_study_plans_an_isolated_atom_for_every_element_cp2k_can_compute_and_no_
     assert {"Ac", "Th", "Pa", "Np", "Pu"} == set(MPTRJ_ELEMENTS) - atoms
 
 
-def test_study_runs_its_mptrj_single_points_in_batches(tmp_path):
+def test_study_runs_its_mptrj_single_points_in_batches(tmp_path, snakemake):
     """2,000 single points at dft.batch.single_points = 20: 100 batch jobs; the isolated
     atoms stay one job per element (grouped into SLURM jobs by the profile only)."""
-    workdir = tmp_path / "study"
-    workdir.mkdir()
     config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    counts = rule_counts(_snakemake(workdir, "-n", "--quiet", "rules"))
+    counts = rule_counts(
+        succeeded(snakemake(tmp_path / "study", "-n", "--quiet", "rules", config=config))
+    )
     size = config["reference"]["mptrj"]["cp2k_subset_size"]
     per_job = config["dft"]["batch"]["single_points"]
     assert (size, per_job) == (2000, 20)

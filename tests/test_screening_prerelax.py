@@ -1,16 +1,12 @@
 """MLIP-first DFT: the pre-relaxation keeps everything but the positions; config checks."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 from workflow_scripts.baselines import registry
-from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.config import REPO_ROOT, ConfigError, validate_config
 from workflow_scripts.screening import prerelax
 
-REPO = Path(__file__).resolve().parents[1]
 OPTIMIZER = {"name": "BFGS", "fmax": 0.01, "max_steps": 200}
 
 
@@ -41,11 +37,11 @@ def test_prerelaxation_moves_positions_only_and_records_the_model():
     assert np.linalg.norm(moved[3].coords - structure[3].coords) > 0.05
 
 
-def test_prerelax_model_must_not_be_trained_on_this_runs_dft():
-    config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
+def test_prerelax_model_must_not_be_trained_on_this_runs_dft(demo_config):
+    config = demo_config
     config["dft"]["prerelax"] = "ft-dopants-standard"
     with pytest.raises(ConfigError, match="'dft.prerelax': 'ft-dopants-standard' must be a"):
-        validate_config(config, REPO)
+        validate_config(config, REPO_ROOT)
     config["dft"]["prerelax"] = "chgnet"
-    assert validate_config(config, REPO)["dft"]["prerelax"] == "chgnet"
+    assert validate_config(config, REPO_ROOT)["dft"]["prerelax"] == "chgnet"
     assert "chgnet" in registry.REGISTERED

@@ -1,16 +1,10 @@
 """Elemental reference phases and the plan of their CP2K jobs."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
+from workflow_scripts.config import REPO_ROOT
 from workflow_scripts.screening import references
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_molecules_solids_and_magnetism():
@@ -40,10 +34,12 @@ def test_unknown_or_unbuildable_elements_are_refused_by_name():
     assert "element Ga" in problems[1]
     # a structure file replaces the built-in choice (alpha-Mn, shipped for the study)
     fixed = references.plan_problems(
-        ["Mn"], 10.0, {"Mn": str(REPO / "resources/references/Mn_alpha.cif")}
+        ["Mn"], 10.0, {"Mn": str(REPO_ROOT / "resources/references/Mn_alpha.cif")}
     )
     assert fixed == []
-    mn = references.reference("Mn", 10.0, {"Mn": str(REPO / "resources/references/Mn_alpha.cif")})
+    mn = references.reference(
+        "Mn", 10.0, {"Mn": str(REPO_ROOT / "resources/references/Mn_alpha.cif")}
+    )
     assert len(mn.atoms) == 29  # the primitive cell of the 58-atom I-43m cell
 
 
@@ -58,7 +54,7 @@ def test_positions_fixed_by_symmetry_only_without_free_coordinates():
         assert references.positions_fixed_by_symmetry(references.reference(element, 8.0).atoms)
     # rhombohedral Bi (A7: the z of 2c is free) and alpha-Mn (x of 24g, x,z of 8c) relax
     assert not references.positions_fixed_by_symmetry(references.reference("Bi", 8.0).atoms)
-    alpha_mn = {"Mn": str(REPO / "resources/references/Mn_alpha.cif")}
+    alpha_mn = {"Mn": str(REPO_ROOT / "resources/references/Mn_alpha.cif")}
     mn = references.reference("Mn", 8.0, alpha_mn).atoms
     assert not references.positions_fixed_by_symmetry(mn)
     # a displaced atom in hcp Ti breaks the symmetry that held it
@@ -67,25 +63,24 @@ def test_positions_fixed_by_symmetry_only_without_free_coordinates():
     assert not references.positions_fixed_by_symmetry(titanium)
 
 
-def screening_demo_config() -> dict:
+@pytest.fixture
+def screening_demo_config(demo_config) -> dict:
     """The demo config: the screen on, Pb held out on both SrTiO3 sites."""
-    config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
+    config = demo_config
     assert config["screening"]["enabled"]
     assert config["hosts"]["SrTiO3"]["substituents"] == {"A": ["Ba", "Pb"], "B": ["Zr", "Pb"]}
     assert config["dataset"]["split"]["held_out_substituents"] == ["Pb"]
     return config
 
 
-def test_workflow_plans_one_reference_job_per_element(tmp_path):
-    config = screening_demo_config()
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--configfile", str(path),
-         "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile"),
-         "results/screening/model_comparison.md"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )  # fmt: skip
+def test_workflow_plans_one_reference_job_per_element(tmp_path, snakemake, screening_demo_config):
+    result = snakemake(
+        tmp_path / "work",
+        "-n",
+        "-p",
+        "results/screening/model_comparison.md",
+        config=screening_demo_config,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     planned = sorted(
         line.split("results/cp2k/reference/")[1].split("/")[0]
@@ -112,16 +107,12 @@ def test_workflow_plans_one_reference_job_per_element(tmp_path):
     assert "--held-out Pb" in result.stdout
 
 
-def test_workflow_refuses_an_element_without_reference_before_any_job(tmp_path):
-    config = screening_demo_config()
+def test_workflow_refuses_an_element_without_reference_before_any_job(
+    tmp_path, snakemake, screening_demo_config
+):
+    config = screening_demo_config
     config["hosts"]["SrTiO3"]["substituents"]["B"] = ["Zr", "Ga"]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--configfile", str(path),
-         "--directory", str(tmp_path / "work"), "-s", str(REPO / "Snakefile")],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )  # fmt: skip
+    result = snakemake(tmp_path / "work", "-n", "-p", config=config)
     assert result.returncode != 0
     assert "no elemental reference: element Ga" in result.stderr
     assert "Job stats" not in result.stdout

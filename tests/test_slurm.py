@@ -23,35 +23,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER_SCRIPT = REPO / "scripts" / "local_slurm.sh"
+from workflow_scripts.config import REPO_ROOT
+
+CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "local_slurm.sh"
 CLUSTER_DIR = Path(os.environ.get("LOCAL_SLURM_DIR", "/var/lib/perovs-local-slurm"))
 JOBCOMP_LOG = CLUSTER_DIR / "log" / "jobcomp.log"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 CONF_MARKER = "written by perovs-dopants scripts/local_slurm.sh"
 BIN_DIR = Path(sys.executable).parent  # the venv's snakemake and python
 
-CP2K_RULES = {
-    "cp2k_host_cell",
-    "cp2k_relax",
-    "cp2k_isolated_atom",
-    "cp2k_mptrj_single_point",
-    "cp2k_reference",
-}
 # Rules whose jobs share SLURM jobs (profiles/slurm: group-components), and how many per job:
 # the profile's default, set explicitly below so a user's environment cannot change it.
 GROUPED_RULES = {"isolated_atoms": "cp2k_isolated_atom"}
 ATOMS_PER_SLURM_JOB = 6
-GPU_RULES = {
-    "mace_foundation_model",
-    "mace_train",
-    "mace_predict",
-    "mace_descriptors",
-    "baseline_predict",
-    "standin_label",
-    "screening_model",
-    "mlip_prerelax",
-}
 # The workflow copy gets everything but the developer's results, logs, caches, data and tests.
 NOT_COPIED_TOP_LEVEL = [
     ".git",
@@ -321,7 +305,7 @@ INITIAL_ELEMENTS = ["Br", "Cs", "Pb", "Rb"]
 
 def scenario_config():
     """demo/config.yaml, cut to one host and one substituent, with smaller stand-ins."""
-    config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO_ROOT / "demo" / "config.yaml").read_text())
     config["hosts"] = {
         HOST: {"source": "prototype", "substituents": {"A": ["Rb"]}, "vacancies": []}
     }
@@ -371,7 +355,7 @@ def slurm_cluster():
 
 
 def ignore_when_copying(folder, names):
-    patterns = ["__pycache__"] + (NOT_COPIED_TOP_LEVEL if Path(folder) == REPO else [])
+    patterns = ["__pycache__"] + (NOT_COPIED_TOP_LEVEL if Path(folder) == REPO_ROOT else [])
     return shutil.ignore_patterns(*patterns)(folder, names)
 
 
@@ -379,7 +363,7 @@ def ignore_when_copying(folder, names):
 def workflow(slurm_cluster, tmp_path_factory):
     base = tmp_path_factory.mktemp("perovs-slurm")
     root = base / "repo"
-    shutil.copytree(REPO, root, ignore=ignore_when_copying)
+    shutil.copytree(REPO_ROOT, root, ignore=ignore_when_copying)
     config_path = root / "scenario.yaml"
     config_path.write_text(yaml.safe_dump(scenario_config(), sort_keys=False))
     workflow = Workflow(root, config_path, config_home=base / "config")
@@ -409,7 +393,7 @@ def first_run(workflow):
     return run
 
 
-def test_every_job_ran_on_its_partition_by_slurm_records(slurm_cluster, first_run):
+def test_every_job_ran_on_its_partition_by_slurm_records(slurm_cluster, first_run, slurm_routing):
     jobs = slurm_cluster.jobs_of(first_run.run_ids)
     # Every job snakemake scheduled went through SLURM, and finished there; the isolated atoms
     # (one Snakemake job each) in one SLURM job (group isolated_atoms, up to 6 per job).
@@ -426,10 +410,10 @@ def test_every_job_ran_on_its_partition_by_slurm_records(slurm_cluster, first_ru
     completion_log = jobcomp_partitions()
     for job in jobs:
         assert completion_log[job.job_id] == job.partition, job
-        if job.rule in CP2K_RULES:
+        if job.rule in slurm_routing["cp2k_mpi"]:
             # MPI: 2 tasks x 1 CPU, no GPU (grouped atoms too: they run one after the other)
             assert (job.partition, job.gres, job.cpus) == ("cpu", "N/A", 2), job
-        elif job.rule in GPU_RULES:
+        elif job.rule in slurm_routing["gpu"]:
             assert job.partition == "gpu", job
             assert job.gres.removeprefix("gres:") == "gpu:1", job
         else:
@@ -468,7 +452,7 @@ def test_added_substituent_schedules_only_new_dft_and_downstream(workflow, first
 
 
 def test_cancelled_job_fails_and_rerun_recovers_without_redoing_dft(
-    slurm_cluster, workflow, first_run
+    slurm_cluster, workflow, first_run, slurm_routing
 ):
     finished_dft = dft_files(workflow.root, [FIRST_DEFECT], INITIAL_ELEMENTS)
     assert finished_dft
@@ -518,7 +502,7 @@ def test_cancelled_job_fails_and_rerun_recovers_without_redoing_dft(
 
     # SLURM's records of every job of every run so far: still each on its partition.
     for job in slurm_cluster.jobs_of(workflow.all_run_ids()):
-        expected = "gpu" if job.rule in GPU_RULES else "cpu"
+        expected = "gpu" if job.rule in slurm_routing["gpu"] else "cpu"
         assert job.partition == expected, job
 
 
