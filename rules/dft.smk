@@ -19,9 +19,9 @@ CP2K = config["dft"]["resources"]
 
 
 rule cp2k_host_cell:
-    """CELL_OPT of one host at the run's settings, before its supercells are built
-    (dft.host_cell; workflow_scripts/host_cells.py). The other one-structure CP2K rules are
-    this rule with their own task, files and wall time (use rule ... with:)."""
+    """One CP2K calculation under custodian (workflow_scripts.cp2k.run): for cp2k_host_cell
+    a host's CELL_OPT before its supercells are built (dft.host_cell); cp2k_relax,
+    cp2k_isolated_atom and cp2k_reference are this rule with their own task and files."""
     input:
         structure=paths.HOST,
         settings=section_file("dft"),
