@@ -1,8 +1,9 @@
 """The Perovs-Dopants data set as one self-contained folder: splits, E0s, frame table, card.
 
-Writes ``results/dataset/{name}/`` with byte copies of ``train.extxyz``, ``valid.extxyz``,
-``test.extxyz`` and ``isolated_atoms.extxyz``; ``frames.csv`` (one row per frame of each of
-those files, from the frames' own info: a value a frame lacks is left empty); ``README.md``
+Writes the artefact folder (named after the data set) with byte copies of ``train.extxyz``,
+``valid.extxyz``, ``test.extxyz`` and ``isolated_atoms.extxyz``; ``frames.csv`` (one row per
+frame of each of those files, from the frames' own info: a value a frame lacks is left empty);
+``README.md``
 (the data set card: contents, units and keys, DFT settings, how to load it, licence,
 citation); and ``SHA256SUMS`` (``sha256sum -c SHA256SUMS`` in the folder checks the rest).
 Nothing depends on the clock or on the order of the file system: a rerun on the same inputs
@@ -11,11 +12,11 @@ is an error naming the file (and the frame).
 
 CLI::
 
-    python -m workflow_scripts.dataset_card --train results/dataset/train.extxyz \
-        --valid results/dataset/valid.extxyz --test results/dataset/test.extxyz \
-        --isolated-atoms results/dataset/isolated_atoms.extxyz \
-        --dft-settings results/config/dft.json --dataset-settings results/config/dataset.json \
-        --name Perovs-Dopants --out-dir results/dataset/Perovs-Dopants
+    python -m workflow_scripts.dataset_card --train dataset/train.extxyz \
+        --valid dataset/valid.extxyz --test dataset/test.extxyz \
+        --isolated-atoms dataset/isolated_atoms.extxyz \
+        --dft-settings dft.json --dataset-settings dataset.json \
+        --name Perovs-Dopants --out-dir dataset/Perovs-Dopants
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from workflow_scripts import paths
 
 log = logging.getLogger("workflow_scripts.dataset_card")
 
@@ -67,13 +70,21 @@ def _number(value) -> str:
     return repr(float(value))
 
 
+def calculation_folder(summary_template: str, **wildcards) -> str:
+    """The folder of a CP2K job's summary (``<name>`` where a wildcard is left open)."""
+    folder = str(Path(summary_template).parent)
+    for key in ("host", "defect", "element"):
+        folder = folder.replace("{" + key + "}", str(wildcards.get(key, f"<{key}>")))
+    return folder
+
+
 def frame_source(info: dict, atoms) -> str:
     """The CP2K calculation folder a frame came from, by the workflow's layout; empty when
     the frame's info does not say (never guessed)."""
     if info.get("config_type") == ISOLATED_ATOM and len(atoms) == 1:
-        return f"results/cp2k/atoms/{atoms.get_chemical_symbols()[0]}"
+        return calculation_folder(paths.CP2K_ATOM, element=atoms.get_chemical_symbols()[0])
     if info.get("host") and info.get("defect"):
-        return f"results/cp2k/relax/{info['host']}/{info['defect']}"
+        return calculation_folder(paths.CP2K_RELAX, host=info["host"], defect=info["defect"])
     return ""
 
 
@@ -193,7 +204,10 @@ def _elements(formula: str) -> set[str]:
     return set(Formula(formula).count())
 
 
-UNITS = """## Units and keys
+RELAX_FOLDER = calculation_folder(paths.CP2K_RELAX)  # wildcards as <host>, <defect>
+ATOM_FOLDER = calculation_folder(paths.CP2K_ATOM)
+
+UNITS = f"""## Units and keys
 
 Extended XYZ (ASE), with mace-torch's default keys:
 
@@ -216,13 +230,13 @@ Energies are CP2K's Hartree times ASE's CODATA 2014 factor. Stress: positive = t
 `frames.csv` has one row per frame of the four extxyz files (`split`; `index` = the frame's
 position in that file), energies in eV, `max_force_eV_per_A` = the largest per-atom |F|, and
 `source` = the CP2K calculation folder of the run that made it
-(`results/cp2k/relax/<host>/<defect>`, `results/cp2k/atoms/<element>`); a value a frame does
+(`{RELAX_FOLDER}`, `{ATOM_FOLDER}`); a value a frame does
 not carry is left empty. `SHA256SUMS` holds the SHA-256 of every other file.
 """
 
 
 def dft_section(dft: dict, rows: list[dict]) -> str:
-    """The CP2K settings (results/config/dft.json) and the versions and hashes in the frames."""
+    """The CP2K settings (the run's dft section) and the versions and hashes in the frames."""
     scf, geo, atoms = dft.get("scf", {}), dft.get("geo_opt", {}), dft.get("isolated_atoms", {})
     kpoints = dft.get("kpoints")
     items = [
@@ -247,9 +261,8 @@ def dft_section(dft: dict, rows: list[dict]) -> str:
         + "".join(f"- {item}\n" for item in items)
         + f"\nCP2K versions in the frames: {', '.join(versions) or 'not recorded'}; "
         f"settings hashes: {', '.join(hashes) or 'not recorded'}.\n\n"
-        "All settings (`results/config/dft.json` of the run):\n\n```json\n"
-        + json.dumps(dft, indent=1, sort_keys=True)
-        + "\n```\n"
+        f"All settings (`{paths.fill(paths.SECTION_SETTINGS, section='dft')}` of the run):\n\n"
+        "```json\n" + json.dumps(dft, indent=1, sort_keys=True) + "\n```\n"
     )
 
 
@@ -343,12 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + split.replace("_", "-")
         required = split not in OPTIONAL_FILES
         parser.add_argument(flag, dest=split, required=required, type=Path, help=f"{split}.extxyz")
-    parser.add_argument("--dft-settings", required=True, type=Path, help="results/config/dft.json")
+    parser.add_argument("--dft-settings", required=True, type=Path, help="the dft settings (JSON)")
     parser.add_argument(
-        "--dataset-settings", type=Path, help="results/config/dataset.json (run label, split)"
+        "--dataset-settings", type=Path, help="the dataset settings (JSON: run label, split)"
     )
     parser.add_argument("--name", required=True, help="data set name (config dataset.name)")
-    parser.add_argument("--out-dir", required=True, type=Path, help="results/dataset/{name}")
+    parser.add_argument(
+        "--out-dir", required=True, type=Path, help="the artefact folder, named after the data set"
+    )
     return parser
 
 

@@ -8,10 +8,10 @@ the one the defect relaxations would themselves find for the pristine crystal.
 
 CLI::
 
-    python -m workflow_scripts.host_cells relaxed --host-json results/hosts/SrTiO3.json \
-        --workdir results/cp2k/host_cell/SrTiO3 \
-        --summary results/cp2k/host_cell/SrTiO3/summary.json \
-        --out-json results/hosts/relaxed/SrTiO3.json --out-cif results/hosts/relaxed/SrTiO3.cif
+    python -m workflow_scripts.host_cells relaxed --host-json hosts/SrTiO3.json \
+        --workdir cp2k/host_cell/SrTiO3 \
+        --summary cp2k/host_cell/SrTiO3/summary.json \
+        --out-json hosts/relaxed/SrTiO3.json --out-cif hosts/relaxed/SrTiO3.cif
 """
 
 from __future__ import annotations

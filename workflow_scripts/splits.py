@@ -264,7 +264,7 @@ def write_splits(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.splits")
-    parser.add_argument("--settings", type=Path, required=True, help="results/config/dataset.json")
+    parser.add_argument("--settings", type=Path, required=True, help="the dataset settings (JSON)")
     parser.add_argument("--isolated-atoms", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--valid", type=Path, required=True)

@@ -1,12 +1,12 @@
 """Structure stage CLI: host cells, defect supercells, the manifest, Materials Project hosts.
 
     python -m workflow_scripts.structures host --name SrTiO3 --spec '{"source": "prototype"}' \
-        --out-json results/hosts/SrTiO3.json --out-cif results/hosts/SrTiO3.cif
-    python -m workflow_scripts.structures defect --host-json results/hosts/SrTiO3.json \
+        --out-json hosts/SrTiO3.json --out-cif hosts/SrTiO3.cif
+    python -m workflow_scripts.structures defect --host-json hosts/SrTiO3.json \
         --defect '{...DefectSpec...}' --supercell 2 2 2 --out-json X.json --out-cif X.cif
     python -m workflow_scripts.structures manifest --out manifest.csv STRUCTURE.json ...
     python -m workflow_scripts.structures host-manifest --gap-window 1 3 --out h.csv HOST.json
-        (HOST.json: results/hosts/relaxed/{host}.json when the host cells are relaxed)
+        (HOST.json: the relaxed host, paths.RELAXED_HOST, when the host cells are relaxed)
     python -m workflow_scripts.structures materials-project --settings mp.json --out-folder DIR
 """
 
@@ -196,7 +196,7 @@ def main(argv=None) -> None:
     hosts = sub.add_parser("host-manifest", help="CSV of the hosts with PBE band gaps")
     hosts.add_argument("--out", required=True)
     hosts.add_argument("--gap-window", type=float, nargs=2, required=True, metavar=("LOW", "HIGH"))
-    hosts.add_argument("hosts", nargs="+", help="results/hosts/{host}.json files")
+    hosts.add_argument("hosts", nargs="+", help="the hosts' structure JSON files")
     hosts.set_defaults(func=make_host_manifest)
     mp = sub.add_parser("materials-project", help="query host perovskites (needs MP_API_KEY)")
     mp.add_argument("--settings", required=True, help="JSON of the materials_project section")

@@ -20,7 +20,7 @@ DATASET_COLOURS = {
 
 
 def load_settings(path: Path | str) -> dict:
-    """The ``analysis`` section from ``results/config/analysis.json``, defaults filled in.
+    """The ``analysis`` section from its settings file, defaults filled in.
 
     ``run_label`` is kept; a missing key takes the schema default, so tests can pass
     partial settings.

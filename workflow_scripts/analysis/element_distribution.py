@@ -1,9 +1,9 @@
 """Element distribution of the defect structures (Fig. 3a): host A/B/X elements, substituents.
 
     python -m workflow_scripts.analysis.element_distribution \
-        --manifest results/structures/manifest.csv --hosts-dir results/hosts \
-        --settings results/config/analysis.json --dataset-name Perovs-Dopants \
-        --out results/figures/element_distribution.png
+        --manifest structures/manifest.csv --hosts-dir hosts \
+        --settings analysis.json --dataset-name Perovs-Dopants \
+        --out figures/element_distribution.png
 
 Counts are per defect structure (one manifest row each): every structure adds one to each
 element on the A, B and X sites of its host (read from ``{hosts-dir}/{host}.json``, site
@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
     add_source_note,
     apply_style,
@@ -145,9 +146,9 @@ def run(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", required=True, help="results/structures/manifest.csv")
-    parser.add_argument("--hosts-dir", default="results/hosts", help="holds {host}.json")
-    parser.add_argument("--settings", required=True, help="results/config/analysis.json")
+    parser.add_argument("--manifest", required=True, help="the defect manifest (CSV)")
+    parser.add_argument("--hosts-dir", default=paths.HOSTS_DIR, help="holds {host}.json")
+    parser.add_argument("--settings", required=True, help="the analysis settings (JSON)")
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)

@@ -1,22 +1,22 @@
 """Embedding maps: per-structure mean MACE descriptors drawn with t-SNE and PHATE.
 
     python -m workflow_scripts.analysis.embeddings sample \
-        --pool results/reference/MPtrj/pool.extxyz --size 10000 --seed 0 \
-        --out results/analysis/MPtrj/embedding_sample.extxyz
+        --pool reference/MPtrj/pool.extxyz --size 10000 --seed 0 \
+        --out analysis/MPtrj/embedding_sample.extxyz
     python -m workflow_scripts.analysis.embeddings initial \
-        --out results/analysis/Perovs-Dopants/initial_structures.extxyz \
-        results/trajectories/SrTiO3/sub_Fe_on_B.extxyz ...
-    python -m workflow_scripts.analysis.embeddings maps --settings results/config/analysis.json \
+        --out analysis/Perovs-Dopants/initial_structures.extxyz \
+        trajectories/SrTiO3/sub_Fe_on_B.extxyz ...
+    python -m workflow_scripts.analysis.embeddings maps --settings analysis.json \
         --model pretrained=MACE-MP-0b3 --model standard=ft-dopants-standard \
         --model multihead=ft-dopants-multihead \
         --dataset mptrj_embedding_sample=MPtrj --dataset omat24=OMat24 \
         --dataset "perovs_dopants_initial=Perovs-Dopants (initial structures)" \
         --error-dataset perovs_dopants_initial --error-role standard --error-role multihead \
-        --descriptors-dir results/descriptors --predictions-dir results/predictions \
-        --out results/figures/embedding_maps.png
+        --descriptors-dir descriptors --predictions-dir predictions \
+        --out figures/embedding_maps.png
     python -m workflow_scripts.analysis.embeddings coverage --settings ... --model MACE-MP-0b3 \
         --dataset mptrj_embedding_sample=MPtrj --dataset perovs_dopants=Perovs-Dopants \
-        --descriptors-dir results/descriptors --out results/figures/dataset_coverage_tsne.png
+        --descriptors-dir descriptors --out figures/dataset_coverage_tsne.png
 
 Descriptors are ``{descriptors-dir}/{model}/{dataset}.npy`` (one row per frame of the data
 set, in file order); energy errors come from ``{predictions-dir}/{model}/{dataset}.extxyz``
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
     DATASET_COLOURS,
     add_source_note,
@@ -520,7 +521,7 @@ def main(argv=None) -> None:
         help="role whose PHATE map is coloured by energy error (repeat; default: all but "
         "pretrained)",
     )
-    maps.add_argument("--predictions-dir", default="results/predictions")
+    maps.add_argument("--predictions-dir", default=paths.PREDICTIONS_DIR)
     maps.add_argument(
         "--energy-scale",
         action="append",
@@ -534,9 +535,9 @@ def main(argv=None) -> None:
     coverage.add_argument("--model", required=True)
     coverage.set_defaults(func=run_coverage)
     for cmd in (maps, coverage):
-        cmd.add_argument("--settings", required=True, help="results/config/analysis.json")
+        cmd.add_argument("--settings", required=True, help="the analysis settings (JSON)")
         cmd.add_argument("--dataset", action="append", required=True, help="KEY=DISPLAY NAME")
-        cmd.add_argument("--descriptors-dir", default="results/descriptors")
+        cmd.add_argument("--descriptors-dir", default=paths.DESCRIPTORS_DIR)
         cmd.add_argument("--threads", type=int, default=1)
         cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)

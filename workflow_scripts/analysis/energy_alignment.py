@@ -1,8 +1,8 @@
 """Per-element energy offsets between the DFT codes (VASP scale vs CP2K scale).
 
     python -m workflow_scripts.analysis.energy_alignment fit \
-        --reference results/reference/MPtrj/cp2k_subset.extxyz \
-        --out results/metrics/energy_alignment.csv
+        --reference reference/MPtrj/cp2k_subset.extxyz \
+        --out metrics/energy_alignment.csv
 
 CP2K (GTH pseudopotentials) and VASP (PAW) total energies differ by hundreds of eV per atom,
 almost entirely a per-element constant (each code's pseudo-atom reference). The CP2K-recomputed
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts import paths
 from workflow_scripts.analysis.periodic_table import elements_with_u
 from workflow_scripts.elements import ATOMIC_NUMBER
 
@@ -68,8 +69,8 @@ LABEL_SCALES = {
 # Scale of a head trained on each variants.*.data (CP2K-labelled data -> CP2K-scale energies).
 DATA_SCALES = {"perovs_dopants": CP2K, "mptrj_cp2k": CP2K, "omat24": VASP}
 
-FIT_CSV = "results/metrics/energy_alignment.csv"
-FIT_JSON = "results/metrics/energy_alignment.json"  # the whole fit, read by load_fit()
+FIT_CSV = paths.metric("energy_alignment")
+FIT_JSON = paths.metric("energy_alignment", "json")  # the whole fit, read by load_fit()
 RAW, ALIGNED, NOT_ALIGNED = "raw", "aligned", "not aligned"
 NO_FIT = f"{NOT_ALIGNED}: no energy-alignment fit (reference.mptrj.cp2k_subset_size is 0)"
 # A composition is in the fit's row space when its component outside it is this small

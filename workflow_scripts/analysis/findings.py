@@ -1,12 +1,12 @@
 """The two Perovs-Dopants studies' findings, each checked on this run's own tables.
 
-    python -m workflow_scripts.analysis.findings --table-a1 results/metrics/tableA1.csv \
-        --variants-config results/config/variants.json --mace-config results/config/mace.json \
-        --analysis-config results/config/analysis.json \
-        --reference-config results/config/reference.json \
-        --force-shift-summary results/figures/force_shift_density_summary.csv \
-        --descriptors-dir results/descriptors --config-file config.yaml \
-        --out results/metrics/findings.csv
+    python -m workflow_scripts.analysis.findings --table-a1 metrics/tableA1.csv \
+        --variants-config variants.json --mace-config mace.json \
+        --analysis-config analysis.json \
+        --reference-config reference.json \
+        --force-shift-summary figures/force_shift_density_summary.csv \
+        --descriptors-dir descriptors --config-file config.yaml \
+        --out metrics/findings.csv
 
 Writes ``findings.csv`` and ``findings.md`` (same rows): one row per finding with the numbers
 compared (named, with values), the criterion with its tolerance, and the verdict
@@ -594,7 +594,7 @@ def uses_standins(reference: dict, mace: dict) -> bool:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table-a1", required=True, type=Path, help="results/metrics/tableA1.csv")
+    parser.add_argument("--table-a1", required=True, type=Path, help="Table A1 (CSV)")
     parser.add_argument("--variants-config", required=True, type=Path)
     parser.add_argument("--mace-config", required=True, type=Path)
     parser.add_argument("--analysis-config", required=True, type=Path)
@@ -605,7 +605,7 @@ def parse_args(argv=None):
         "--labeller", action="append", default=[], help="TEST_SET=MODEL that made its labels"
     )
     parser.add_argument(
-        "--screening-comparison", type=Path, help="results/screening/model_comparison.md"
+        "--screening-comparison", type=Path, help="the screen's model comparison (markdown)"
     )
     parser.add_argument("--config-file", default="config.yaml", help="named in the Markdown")
     parser.add_argument("--out", required=True, type=Path, help="CSV; the .md is written beside")

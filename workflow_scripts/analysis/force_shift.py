@@ -1,14 +1,14 @@
 """DFT-code shift: forces of MPtrj structures from VASP (MPtrj), CP2K and the foundation model.
 
     python -m workflow_scripts.analysis.force_shift density \
-        --reference results/reference/MPtrj/cp2k_subset.extxyz \
-        --predictions results/predictions/MACE-MP-0b3/mptrj_cp2k_subset.extxyz \
-        --settings results/config/analysis.json --dataset-name MPtrj --model-name MACE-MP-0b3 \
-        --out results/figures/force_shift_density.png
+        --reference reference/MPtrj/cp2k_subset.extxyz \
+        --predictions predictions/MACE-MP-0b3/mptrj_cp2k_subset.extxyz \
+        --settings analysis.json --dataset-name MPtrj --model-name MACE-MP-0b3 \
+        --out figures/force_shift_density.png
     python -m workflow_scripts.analysis.force_shift periodic-table \
-        --reference results/reference/MPtrj/cp2k_subset.extxyz \
-        --settings results/config/analysis.json --dataset-name MPtrj \
-        --out results/figures/force_shift_periodic_table.png
+        --reference reference/MPtrj/cp2k_subset.extxyz \
+        --settings analysis.json --dataset-name MPtrj \
+        --out figures/force_shift_periodic_table.png
 
 The reference file holds the CP2K labels as ``REF_forces`` and MPtrj's own (VASP) labels as
 ``VASP_forces``; the predictions file adds ``MACE_forces`` to the same frames. Differences are
@@ -374,7 +374,7 @@ def main(argv=None) -> None:
         if name == "density":
             cmd.add_argument("--predictions", required=True, help="foundation model predictions")
             cmd.add_argument("--model-name", required=True, help="shown in labels")
-        cmd.add_argument("--settings", required=True, help="results/config/analysis.json")
+        cmd.add_argument("--settings", required=True, help="the analysis settings (JSON)")
         cmd.add_argument("--dataset-name", required=True, help="e.g. MPtrj or MPtrj-stand-in")
         cmd.add_argument(
             "--label-source", default="VASP", help="who made the VASP_* labels (legend text)"

@@ -1,10 +1,10 @@
 """The leaderboard: every model ranked on each test set by force MAE and energy MAE.
 
-    python -m workflow_scripts.analysis.leaderboard --table-a1 results/metrics/tableA1.csv \
-        --variants-config results/config/variants.json \
-        [--energy-alignment results/metrics/energy_alignment.json] \
+    python -m workflow_scripts.analysis.leaderboard --table-a1 metrics/tableA1.csv \
+        --variants-config variants.json \
+        [--energy-alignment metrics/energy_alignment.json] \
         [--labeller mptrj=chgnet --labeller omat24=chgnet] \
-        --out results/metrics/leaderboard.csv [--figure results/figures/leaderboard.png]
+        --out metrics/leaderboard.csv [--figure figures/leaderboard.png]
 
 Reads Table A1 (workflow_scripts.mace.metrics) and writes ``leaderboard.csv`` (one row per
 test set × model, the values copied from Table A1), ``leaderboard.md`` beside it (one section
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m workflow_scripts.analysis.leaderboard",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--table-a1", required=True, type=Path, help="results/metrics/tableA1.csv")
+    parser.add_argument("--table-a1", required=True, type=Path, help="Table A1 (CSV)")
     parser.add_argument(
         "--variants-config", required=True, type=Path, help="variants.json: kinds, run label"
     )

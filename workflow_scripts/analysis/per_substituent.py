@@ -1,9 +1,9 @@
 """Per-substituent errors of every model on the Perovs-Dopants test set (heat maps).
 
     python -m workflow_scripts.analysis.per_substituent \
-        --metrics results/metrics/per_substituent.csv --test-set perovs_dopants \
-        --settings results/config/analysis.json --dataset-name Perovs-Dopants \
-        --out results/figures/per_substituent_errors.png
+        --metrics metrics/per_substituent.csv --test-set perovs_dopants \
+        --settings analysis.json --dataset-name Perovs-Dopants \
+        --out figures/per_substituent_errors.png
 
 The metrics table has one row per (model, test_set, substituent) with ``n_frames``,
 ``energy_mae_ev_per_atom`` and ``force_mae_ev_per_a``; ``substituent`` is an element or
@@ -21,6 +21,7 @@ import logging
 
 import numpy as np
 
+from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
     add_source_note,
     apply_style,
@@ -32,7 +33,7 @@ from workflow_scripts.mace.metrics import PER_SUBSTITUENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# results/metrics/per_substituent.csv, as metrics writes it: these are required, the
+# the per-substituent metric table, as metrics writes it: these are required, the
 # energy-alignment columns after them are used where present
 COLUMNS = PER_SUBSTITUENT_COLUMNS[:6]
 OPTIONAL_COLUMNS = tuple(c for c in PER_SUBSTITUENT_COLUMNS if c not in COLUMNS)
@@ -88,7 +89,7 @@ def alignment_note(table) -> str:
     if aligned:
         parts.append(
             f"† aligned to the labels' code by per-element offsets "
-            f"(results/metrics/energy_alignment.csv): {', '.join(aligned)}"
+            f"({paths.metric('energy_alignment')}): {', '.join(aligned)}"
         )
     missing = table[table["energy_alignment"].astype(str).str.startswith("not aligned")]
     if len(missing):
@@ -185,9 +186,9 @@ def run(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", required=True, help="results/metrics/per_substituent.csv")
+    parser.add_argument("--metrics", required=True, help="the per-substituent metric table (CSV)")
     parser.add_argument("--test-set", default="perovs_dopants")
-    parser.add_argument("--settings", required=True, help="results/config/analysis.json")
+    parser.add_argument("--settings", required=True, help="the analysis settings (JSON)")
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)

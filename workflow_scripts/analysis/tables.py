@@ -1,7 +1,7 @@
 """A CSV table as a small self-contained HTML page, so the Snakemake report shows it inline.
 
-    python -m workflow_scripts.analysis.tables html --csv results/metrics/table1.csv \
-        --title "Force MAE (eV/Å)" --out results/report/table1.html
+    python -m workflow_scripts.analysis.tables html --csv metrics/table1.csv \
+        --title "Force MAE (eV/Å)" --out report/table1.html
 
 (The report offers CSV files only as downloads; it displays HTML pages.)
 """

@@ -1,9 +1,9 @@
 """Zero-shot predictions of one baseline (any ASE calculator) on one labelled data set.
 
     python -m workflow_scripts.baselines.predict \
-        --baseline-config results/config/baselines/sevennet-0.json --model-name sevennet-0 \
-        --data results/dataset/test.extxyz --mace-config results/config/mace.json \
-        --out results/predictions/sevennet-0/perovs_dopants.extxyz
+        --baseline-config baselines/sevennet-0.json --model-name sevennet-0 \
+        --data dataset/test.extxyz --mace-config mace.json \
+        --out predictions/sevennet-0/perovs_dopants.extxyz
 
 Frames are written back with their labels and the keys of the MACE predictions
 (``MACE_energy`` eV, ``MACE_forces`` eV/Å, ``MACE_stress`` eV/Å³ Voigt with ASE's sign on
@@ -66,7 +66,10 @@ def run(args) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.baselines.predict")
     parser.add_argument(
-        "--baseline-config", required=True, type=Path, help="results/config/baselines/X.json"
+        "--baseline-config",
+        required=True,
+        type=Path,
+        help="the baseline's resolved settings (JSON)",
     )
     parser.add_argument("--model-name", required=True, help="the baseline's config key")
     parser.add_argument("--data", required=True, type=Path, help="labelled extxyz")

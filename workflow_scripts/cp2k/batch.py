@@ -4,7 +4,7 @@ The CP2K-recomputed MPtrj subset (2,000 structures in the study) would be as man
 jobs of minutes each. A batch job (rule ``cp2k_mptrj_single_point``, one per batch of
 ``dft.batch.single_points`` consecutive subset indices) runs them one after the other, each
 exactly as a job of its own would (:func:`.run.run_task`), in its own calculation folder
-``results/cp2k/mptrj_sp/{index}/`` with its own ``summary.json``:
+``paths.CP2K_SINGLE_POINTS/{index}/`` with its own ``summary.json``:
 
 - a structure whose summary is there, with the current settings hash and structure hash, is
   skipped: a rerun never redoes finished DFT (nor a failure for good). A summary from other
@@ -28,15 +28,15 @@ each gets ``(time left) / (structures left)`` as its CP2K wall time, so a quick 
 more to the next. When less than a minute is left, the rest are not started (transient: the
 retry does them).
 
-The batch's declared output, the listing ``results/cp2k/mptrj_sp/batch_{batch}.json``, names
+The batch's declared output, the listing ``paths.CP2K_SINGLE_POINT_BATCH``, names
 every index with its summary path and status; what reads the single points (the MPtrj CP2K
 labels, the failures check) takes the listings as inputs and reads the summaries they name.
 
 CLI::
 
     python -m workflow_scripts.cp2k.batch single-points --structures S.extxyz \\
-        --indices 20 21 ... 39 --root results/cp2k/mptrj_sp \\
-        --listing results/cp2k/mptrj_sp/batch_1.json --settings dft.json \\
+        --indices 20 21 ... 39 --root cp2k/mptrj_sp \\
+        --listing cp2k/mptrj_sp/batch_1.json --settings dft.json \\
         --runtime-settings dft_runtime.json --threads 2 --walltime-min 2880
 """
 

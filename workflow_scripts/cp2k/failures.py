@@ -30,7 +30,7 @@ A CP2K job (:mod:`.run`) ends in one of three ways:
   a non-zero exit: Snakemake/SLURM retry, and the rerun resumes from the run folders.
 
 A failed job stays failed: its rerun reads the same files and writes the same summary. To redo
-it, delete its folder (``results/cp2k/relax/{host}/{defect}/`` ...) or change the settings.
+it, delete its folder (the summary's folder) or change the settings.
 Only a relaxation keeps frames (its converged steps before the failure, flagged
 ``relaxation_status=failed`` by :mod:`.trajectory`); a failed isolated atom or single point
 gives no label.
@@ -40,16 +40,16 @@ leaves out frames that contain it, :mod:`workflow_scripts.splits`), the dataset 
 relaxations skipped by default, ``dataset.failed_relaxations``) and the MPtrj CP2K labels.
 ``check`` lists the failed jobs of one kind and stops the workflow when more than
 ``dft.failures.max_failed_fraction`` of them failed; ``combine`` joins the lists into
-``results/cp2k/failures.csv`` (in the report).
+the combined table of failed jobs (``paths.CP2K_FAILURES``, in the report).
 
 CLI::
 
     python -m workflow_scripts.cp2k.failures check --job relax --max-failed-fraction 0.05 \\
-        --out results/cp2k/failures/relax.csv results/cp2k/relax/*/*/summary.json
+        --out cp2k/failures/relax.csv cp2k/relax/*/*/summary.json
     python -m workflow_scripts.cp2k.failures check --job single_point ... \\
-        results/cp2k/mptrj_sp/batch_0.json ...     (batch listings: the summaries they name)
-    python -m workflow_scripts.cp2k.failures combine --out results/cp2k/failures.csv \\
-        results/cp2k/failures/relax.csv results/cp2k/failures/isolated_atom.csv ...
+        cp2k/mptrj_sp/batch_0.json ...     (batch listings: the summaries they name)
+    python -m workflow_scripts.cp2k.failures combine --out cp2k/failures.csv \\
+        cp2k/failures/relax.csv cp2k/failures/isolated_atom.csv ...
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ import numpy as np
 log = logging.getLogger("workflow_scripts.cp2k.failures")
 
 FAILURE_KINDS = ("scf_exhausted", "no_basis", "cp2k_aborted", "geometry", "walltime")
-# Job kinds, as the rules name them, and the folder of their summaries under results/cp2k/.
+# Job kinds, as the rules name them, and the folder of their summaries (paths.CP2K_*).
 JOBS = {"relax": "relax", "isolated_atom": "atoms", "single_point": "mptrj_sp"}
 COLUMNS = (
     "job",
@@ -361,7 +361,7 @@ def parse_args(argv=None):
         type=Path,
         help="every summary.json of that kind, or batch listings naming them (single points)",
     )
-    combine = sub.add_parser("combine", help="per-kind CSVs -> results/cp2k/failures.csv")
+    combine = sub.add_parser("combine", help="the per-kind CSVs into one table of failed jobs")
     combine.add_argument("--out", required=True, type=Path)
     combine.add_argument("parts", nargs="*", type=Path)
     return parser.parse_args(argv)

@@ -12,8 +12,8 @@ trajectory files hold the positions of each step.
 CLI::
 
     python -m workflow_scripts.cp2k.inputs write --task relax --structure S.json \
-        --settings results/config/dft.json --out cp2k.inp
-    python -m workflow_scripts.cp2k.inputs check --settings results/config/dft.json \
+        --settings dft.json --out cp2k.inp
+    python -m workflow_scripts.cp2k.inputs check --settings dft.json \
         --elements Sr Ti O --workdir /tmp/check
 """
 
@@ -50,7 +50,7 @@ PROJECT = "cp2k"
 INPUT_NAME = "cp2k.inp"
 OUTPUT_NAME = "cp2k.out"
 # Keys that change no number CP2K computes: left out of the settings hash, and kept out of
-# results/config/dft.json (they go to dft_runtime.json) so a new wall time, launcher or
+# the dft settings file (they go to the runtime settings file) so a new wall time, launcher or
 # CP2K path reruns no DFT job and nothing downstream.
 NON_PHYSICS_KEYS = (
     "command",
@@ -666,8 +666,8 @@ def _cp2k_env(threads: int) -> dict:
 
 
 def load_settings(path: str | Path, runtime: str | Path | None = None) -> dict:
-    """The dft settings: the physics file (results/config/dft.json) with, when given, the
-    runtime keys (results/config/dft_runtime.json) on top."""
+    """The dft settings: the physics file (``paths.SECTION_SETTINGS`` of dft) with, when
+    given, the runtime keys (``paths.DFT_RUNTIME_SETTINGS``) on top."""
     settings = json.loads(Path(path).read_text())
     if runtime is not None:
         settings.update(json.loads(Path(runtime).read_text()))
@@ -687,12 +687,12 @@ def main(argv=None) -> int:
     write.add_argument("--structure", help="pymatgen JSON or extxyz (not for isolated_atom)")
     write.add_argument("--index", type=int, default=None, help="frame of an extxyz file")
     write.add_argument("--element", help="isolated_atom: the element")
-    write.add_argument("--settings", required=True, help="results/config/dft.json")
-    write.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
+    write.add_argument("--settings", required=True, help="the dft settings (JSON)")
+    write.add_argument("--runtime-settings", help="the dft_runtime settings (JSON)")
     write.add_argument("--out", required=True)
     check = sub.add_parser("check", help="cp2k --check + setup of each element's study input")
     check.add_argument("--settings", required=True)
-    check.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
+    check.add_argument("--runtime-settings", help="the dft_runtime settings (JSON)")
     check.add_argument("--elements", nargs="+", required=True)
     check.add_argument("--workdir", required=True)
     check.add_argument("--report", help="also write the report to this file")

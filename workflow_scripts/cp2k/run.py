@@ -1,6 +1,6 @@
 """Run one CP2K calculation under custodian, one fresh directory per attempt.
 
-Layout of a calculation directory (e.g. ``results/cp2k/relax/SrTiO3/sub_Ba_on_A/``)::
+Layout of a calculation directory (the folder of ``paths.CP2K_RELAX``, e.g. SrTiO3/sub_Ba_on_A)::
 
     run_000/  cp2k.inp cp2k.out cp2k-pos-1.xyz ... attempt.json attempt_result.json custodian.json
     run_001/  ...                  (a restart, or a retry with a stronger SCF strategy)
@@ -34,8 +34,8 @@ data folder) exit 2.
 CLI (``--threads`` from Snakemake's ``{threads}``; ``--walltime-min`` from the rule's runtime)::
 
     python -m workflow_scripts.cp2k.run relax --structure S.json --settings dft.json \
-        --workdir results/cp2k/relax/H/D --summary results/cp2k/relax/H/D/summary.json --threads 2
-    python -m workflow_scripts.cp2k.run cell-relax --structure results/hosts/H.json \
+        --workdir cp2k/relax/H/D --summary cp2k/relax/H/D/summary.json --threads 2
+    python -m workflow_scripts.cp2k.run cell-relax --structure hosts/H.json \
         --kpoints 2 2 2 ...            (a host cell: CELL_OPT, frames with their cells)
     python -m workflow_scripts.cp2k.run single-point --structure S.extxyz --index 3 ...
     python -m workflow_scripts.cp2k.run isolated-atom --element Ti ...
@@ -729,8 +729,8 @@ def runtime_settings(path, runtime_path=None, mpi_launcher=None, mpi_ranks=None)
 
 def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every CP2K command line shares (settings, threads, wall time, MPI)."""
-    parser.add_argument("--settings", required=True, help="results/config/dft.json")
-    parser.add_argument("--runtime-settings", help="results/config/dft_runtime.json")
+    parser.add_argument("--settings", required=True, help="the dft settings (JSON)")
+    parser.add_argument("--runtime-settings", help="the dft_runtime settings (JSON)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--walltime-min", type=float, default=None, help="job runtime limit")
     parser.add_argument(
@@ -808,7 +808,7 @@ def _write_summary(path, summary: dict) -> int:
     if summary["status"] == "failed":
         logger.error(
             "FAILED for good (%s): %s; %d frame(s) kept. The workflow goes on without this "
-            "job (results/cp2k/failures.csv); delete its folder to redo it.",
+            "job (listed among the failed CP2K jobs); delete its folder to redo it.",
             summary["failure_kind"],
             summary["failure_reason"],
             summary["n_frames"],

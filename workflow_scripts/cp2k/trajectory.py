@@ -15,14 +15,14 @@ Voigt order xx yy zz yz xz xy.
 
 CLI::
 
-    python -m workflow_scripts.cp2k.trajectory relax --workdir results/cp2k/relax/H/D \
-        --structure results/structures/H/D.json --dataset Perovs-Dopants --out T.extxyz
-    python -m workflow_scripts.cp2k.trajectory atoms --workdirs results/cp2k/atoms/Ti ... \
-        --dataset Perovs-Dopants --out results/dataset/isolated_atoms.extxyz
+    python -m workflow_scripts.cp2k.trajectory relax --workdir cp2k/relax/H/D \
+        --structure structures/H/D.json --dataset Perovs-Dopants --out T.extxyz
+    python -m workflow_scripts.cp2k.trajectory atoms --workdirs cp2k/atoms/Ti ... \
+        --dataset Perovs-Dopants --out dataset/isolated_atoms.extxyz
     python -m workflow_scripts.cp2k.trajectory mptrj-labels --structures S.extxyz \
-        --batches results/cp2k/mptrj_sp/batch_0.json ... \
-        --out results/reference/MPtrj/cp2k_subset.extxyz
-    (or --workdirs results/cp2k/mptrj_sp/0 ...: the single points' folders, in index order)
+        --batches cp2k/mptrj_sp/batch_0.json ... \
+        --out reference/MPtrj/cp2k_subset.extxyz
+    (or --workdirs mptrj_sp/0 ...: the single points' folders, in index order)
 """
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
     mptrj.add_argument("--structures", required=True)
     mptrj.add_argument("--workdirs", nargs="*", default=[], help="folders, in index order")
     mptrj.add_argument(
-        "--batches", nargs="*", default=[], help="batch listings (results/cp2k/mptrj_sp/batch_*)"
+        "--batches", nargs="*", default=[], help="the single-point batches' listings"
     )
     mptrj.add_argument("--out", required=True)
     args = parser.parse_args(argv)

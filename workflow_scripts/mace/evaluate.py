@@ -1,4 +1,4 @@
-"""Batched predictions of one model on one data set (``results/predictions/{model}/{dataset}``).
+"""Batched predictions of one model on one data set (``paths.PREDICTIONS``).
 
 Every frame of the data set is written back with its labels and ``MACE_energy`` (eV),
 ``MACE_forces`` (eV/Å), ``MACE_stress`` (eV/Å³, Voigt xx yy zz yz xz xy, ASE sign; periodic
@@ -14,10 +14,10 @@ A frame with an element the model does not know (e.g. MPtrj chemistry for a mode
 from scratch on Perovs-Dopants) gets no prediction and info ``MACE_skipped``; the tables
 count evaluated frames.
 
-    python -m workflow_scripts.mace.evaluate mace --model results/models/foundation.model \
-        --model-name MACE-MP-0b3 --data results/dataset/test.extxyz \
-        --evaluation-config results/config/evaluation.json \
-        --mace-config results/config/mace.json --out results/predictions/X/perovs_dopants.extxyz
+    python -m workflow_scripts.mace.evaluate mace --model models/foundation.model \
+        --model-name MACE-MP-0b3 --data dataset/test.extxyz \
+        --evaluation-config evaluation.json \
+        --mace-config mace.json --out predictions/X/perovs_dopants.extxyz
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The foundation model every finetuning starts from: ``results/models/foundation.model``.
+"""The foundation model every finetuning starts from (``paths.FOUNDATION_MODEL``).
 
 ``mace.foundation_model`` in config is one of
 
@@ -231,7 +231,7 @@ def resolve_foundation(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.mace.foundation")
     commands = parser.add_subparsers(dest="command", required=True)
-    resolve = commands.add_parser("resolve", help="write results/models/foundation.model")
+    resolve = commands.add_parser("resolve", help="write the foundation model file")
     resolve.add_argument("--mace-config", required=True, type=Path, help="mace.json")
     resolve.add_argument("--pool", type=Path, help="MPtrj (stand-in) pool, for 'stand-in'")
     resolve.add_argument("--out", required=True, type=Path, help="foundation .model")

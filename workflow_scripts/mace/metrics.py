@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument(
         "--energy-alignment",
         type=Path,
-        help="results/metrics/energy_alignment.json; without it cross-code energies are n/a",
+        help="the energy-alignment fit (JSON); without it cross-code energies are n/a",
     )
     tables.add_argument("--out-dir", required=True, type=Path)
     return parser

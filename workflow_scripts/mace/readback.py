@@ -88,7 +88,7 @@ def parse_log(text: str) -> dict:
 
 
 def epochs_completed(results_text: str) -> int:
-    """Epochs evaluated, from mace's metrics file (``results/{tag}_train.txt``, JSON lines).
+    """Epochs evaluated, from mace's metrics file (``{tag}_train.txt``, JSON lines).
 
     Resumed runs append to the same file, so this counts every epoch of the training.
     """

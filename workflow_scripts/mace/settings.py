@@ -17,7 +17,7 @@ STANDIN_FOUNDATION_NAME = "MACE-stand-in-foundation"
 
 
 def load_section(path: str | Path) -> dict:
-    """A config section written by common.smk (``results/config/{section}.json``)."""
+    """A config section written by common.smk (``paths.SECTION_SETTINGS``)."""
     return json.loads(Path(path).read_text())
 
 

@@ -18,7 +18,7 @@ explicitly here:
 
 After training, :func:`verify_training` compares the request with what mace's log,
 checkpoint and model say (learning rate, heads, mode, replay file, E0s) and fails loudly on
-any difference; the result is written to ``results/models/{variant}.json``.
+any difference; the result is written to ``paths.MODEL_INFO``.
 """
 
 from __future__ import annotations
@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--omat24-train", type=Path)
     run.add_argument("--replay", type=Path, help="FPS replay set (multihead)")
     run.add_argument("--isolated-atoms", type=Path, help="IsolatedAtom frames (E0s)")
-    run.add_argument("--out", required=True, type=Path, help="results/models/{variant}.model")
+    run.add_argument("--out", required=True, type=Path, help="the variant's .model file")
     run.add_argument("--threads", type=int, default=1)
     return parser
 

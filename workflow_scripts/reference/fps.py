@@ -308,7 +308,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("replay", help="FPS replay set from the pool")
     p.add_argument("--pool", type=Path, required=True, help="pool extxyz")
     p.add_argument("--descriptors", type=Path, required=True, help=".npy, one row per frame")
-    p.add_argument("--settings", type=Path, required=True, help="results/config/reference.json")
+    p.add_argument("--settings", type=Path, required=True, help="the reference settings (JSON)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default=None, help="cpu | cuda | auto (default: settings)")
     args = parser.parse_args(argv)

@@ -771,7 +771,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="MPtrj JSON -> test.extxyz + pool.extxyz")
     p.add_argument("--source", type=Path, required=True, help="MPtrj JSON file")
-    p.add_argument("--settings", type=Path, required=True, help="results/config/reference.json")
+    p.add_argument("--settings", type=Path, required=True, help="the reference settings (JSON)")
     p.add_argument("--test", type=Path, required=True, help="output: test frames")
     p.add_argument("--pool", type=Path, required=True, help="output: pool (other materials)")
     p.add_argument("--no-progress", action="store_true")

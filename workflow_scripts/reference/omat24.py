@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help=".aselmdb shards -> train.extxyz + test.extxyz")
     p.add_argument("--source", type=Path, required=True, help=".aselmdb file or folder")
-    p.add_argument("--settings", type=Path, required=True, help="results/config/reference.json")
+    p.add_argument("--settings", type=Path, required=True, help="the reference settings (JSON)")
     p.add_argument("--train", type=Path, required=True)
     p.add_argument("--test", type=Path, required=True)
     args = parser.parse_args(argv)

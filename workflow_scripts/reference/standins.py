@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="unlabelled stand-in structures (extxyz)")
     b.add_argument("--kind", choices=["mptrj", "omat24"], required=True)
-    b.add_argument("--settings", type=Path, required=True, help="results/config/reference.json")
+    b.add_argument("--settings", type=Path, required=True, help="the reference settings (JSON)")
     b.add_argument("--out", type=Path, required=True)
     lab = sub.add_parser("label", help="CHGNet labels (extxyz in, extxyz out)")
     lab.add_argument("--structures", type=Path, required=True)

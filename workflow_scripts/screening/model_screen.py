@@ -14,10 +14,10 @@ a baseline from its resolved settings (:mod:`workflow_scripts.baselines.registry
 own environment: this module imports MACE only for MACE models.
 
     python -m workflow_scripts.screening.model_screen --model-name ft-dopants-standard \
-        --mace-model results/models/ft-dopants-standard.model \
-        --structures results/screening/dft_structures.extxyz \
-        --screening-config results/config/screening.json --mace-config results/config/mace.json \
-        --evaluation-config results/config/evaluation.json --out results/screening/models/X.csv
+        --mace-model models/ft-dopants-standard.model \
+        --structures screening/dft_structures.extxyz \
+        --screening-config screening.json --mace-config mace.json \
+        --evaluation-config evaluation.json --out screening/models/X.csv
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ def parse_args(argv=None):
     parser.add_argument("--model-name", required=True)
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--mace-model", type=Path, help="a MACE variant's .model file")
-    model.add_argument("--baseline-config", type=Path, help="results/config/baselines/X.json")
+    model.add_argument(
+        "--baseline-config", type=Path, help="the baseline's resolved settings (JSON)"
+    )
     parser.add_argument("--structures", required=True, type=Path, help="dft_structures.extxyz")
     parser.add_argument("--screening-config", required=True, type=Path)
     parser.add_argument("--mace-config", required=True, type=Path, help="for the device")

@@ -8,11 +8,11 @@ DFT data (that would be a cycle): the zero-shot foundation or a baseline.
 Off by default for dataset generation: a pre-relaxed start gives CP2K fewer ionic steps, and
 every step is a training frame (benchmarks/bench_prerelax.py measures the saving).
 
-    python -m workflow_scripts.screening.prerelax --structure results/structures/H/D.json \
-        --model-name chgnet --baseline-config results/config/baselines/chgnet.json \
-        --screening-config results/config/screening.json --mace-config results/config/mace.json \
-        --evaluation-config results/config/evaluation.json \
-        --out results/structures/prerelaxed/H/D.json
+    python -m workflow_scripts.screening.prerelax --structure structures/H/D.json \
+        --model-name chgnet --baseline-config baselines/chgnet.json \
+        --screening-config screening.json --mace-config mace.json \
+        --evaluation-config evaluation.json \
+        --out structures/prerelaxed/H/D.json
 """
 
 from __future__ import annotations
