@@ -10,9 +10,9 @@ from ase import Atoms
 from ase.io import write
 
 from workflow_scripts.cp2k import batch, failures
+from workflow_scripts.cp2k.attempts import structure_hash
 from workflow_scripts.cp2k.batch import BatchStopped, batch_indices, n_batches, run_batch
 from workflow_scripts.cp2k.inputs import dft_settings, settings_hash
-from workflow_scripts.cp2k.run import structure_hash
 
 SETTINGS = dft_settings({"command": "no-cp2k-here"})
 

@@ -14,17 +14,13 @@ from test_cp2k_trajectory import make_attempt
 
 from workflow_scripts import splits
 from workflow_scripts.cp2k import failures
+from workflow_scripts.cp2k.attempts import Plan, calculation_hash
 from workflow_scripts.cp2k.failures import DftFailure, classify, geometry_problem
 from workflow_scripts.cp2k.inputs import Calculation, SpinState, dft_settings
-from workflow_scripts.cp2k.run import (
-    Plan,
-    calculation_hash,
-    failed_summary,
-    run_calculation,
-    terminal_failure,
-)
+from workflow_scripts.cp2k.labelled_frames import relaxation_frames
+from workflow_scripts.cp2k.run import failed_summary, run_calculation, terminal_failure
 from workflow_scripts.cp2k.scf import MAX_LEVEL, base_strategy
-from workflow_scripts.cp2k.trajectory import relaxation_frames, stitch
+from workflow_scripts.cp2k.trajectory import stitch
 
 LIMITS = {"max_failed_fraction": 0.05, "max_force": 50.0, "min_distance": 0.5}
 LIMITS["walltime_attempts"] = 3

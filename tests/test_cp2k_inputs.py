@@ -11,14 +11,14 @@ from workflow_scripts.config import REPO_ROOT, load_config
 from workflow_scripts.cp2k import units
 from workflow_scripts.cp2k.atoms import ground_state_multiplicity
 from workflow_scripts.cp2k.basis import BasisError, choose_basis
+from workflow_scripts.cp2k.input_check import check_elements
+from workflow_scripts.cp2k.input_file import render_input
 from workflow_scripts.cp2k.inputs import (
     InputError,
-    check_elements,
     dft_settings,
     kpoint_mesh,
     prepare,
     prepare_isolated_atom,
-    render_input,
     settings_hash,
 )
 from workflow_scripts.cp2k.scf import MAX_LEVEL, ScfLadderExhausted, base_strategy, strategy
@@ -230,7 +230,7 @@ def test_every_study_element_passes_cp2k_check(tmp_path):
 
 
 def test_launcher_and_threads_from_settings():
-    from workflow_scripts.cp2k.run import cp2k_command, cp2k_environment
+    from workflow_scripts.cp2k.attempts import cp2k_command, cp2k_environment
 
     assert cp2k_command(STUDY) == ["cp2k.psmp"]
     srun = dft_settings({"mpi_launcher": "srun", "mpi_ranks": 4})

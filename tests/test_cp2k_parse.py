@@ -6,12 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow_scripts.cp2k.parse import (
-    Cp2kParseError,
-    read_input_geometry,
-    read_output,
-    read_positions,
-)
+from workflow_scripts.cp2k.geometry_files import read_input_geometry, read_positions
+from workflow_scripts.cp2k.parse import Cp2kParseError, read_output
 
 SYMBOLS = ["Cs", "Pb", "Br"]
 

@@ -317,8 +317,8 @@ def test_single_point_labels_keep_vasp_labels(tmp_path):
 
 
 def test_attempts_of_other_settings_are_set_aside_not_reused(tmp_path):
+    from workflow_scripts.cp2k.attempts import Plan, calculation_hash, set_aside_other_calculations
     from workflow_scripts.cp2k.inputs import prepare
-    from workflow_scripts.cp2k.run import Plan, calculation_hash, set_aside_other_calculations
 
     settings = dft_settings(CHEAP)
     atoms = Atoms(

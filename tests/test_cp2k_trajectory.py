@@ -7,8 +7,9 @@ import pytest
 from ase import units
 from test_cp2k_parse import FORCES, STRESS, evaluation_text, output_text
 
+from workflow_scripts.cp2k.labelled_frames import relaxation_frames, to_atoms
 from workflow_scripts.cp2k.parse import Cp2kParseError
-from workflow_scripts.cp2k.trajectory import relaxation_frames, stitch, to_atoms
+from workflow_scripts.cp2k.trajectory import stitch
 
 CELL = "   A 5.87 0.0 0.0\n   B 0.0 5.87 0.0\n   C 0.0 0.0 5.87\n"
 

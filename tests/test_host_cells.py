@@ -18,9 +18,11 @@ from pymatgen.core import Lattice, Structure
 from test_cp2k_inputs import block, perovskite
 
 from workflow_scripts.config import REPO_ROOT
-from workflow_scripts.cp2k.inputs import dft_settings, prepare, render_input, settings_hash
-from workflow_scripts.cp2k.parse import Cp2kParseError, read_cells
-from workflow_scripts.cp2k.run import Plan, create_attempt, next_attempt
+from workflow_scripts.cp2k.attempts import Plan, create_attempt, next_attempt
+from workflow_scripts.cp2k.geometry_files import read_cells
+from workflow_scripts.cp2k.input_file import render_input
+from workflow_scripts.cp2k.inputs import dft_settings, prepare, settings_hash
+from workflow_scripts.cp2k.parse import Cp2kParseError
 from workflow_scripts.host_cells import (
     HostCellError,
     equivalent_kpoints,

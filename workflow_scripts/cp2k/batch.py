@@ -51,6 +51,9 @@ import sys
 import time
 from pathlib import Path
 
+from workflow_scripts.cli import setup_logging
+from workflow_scripts.files import write_json
+
 logger = logging.getLogger("workflow_scripts.cp2k.batch")
 SUMMARY_NAME = "summary.json"
 MIN_WALLTIME_S = 60  # as in :func:`.run.create_attempt`: no CP2K start with less left
@@ -139,6 +142,25 @@ def run_point(
     return run_task("single_point", workdir, summary, settings, threads, deadline, atoms=atoms)
 
 
+def finished_points(frames: dict, root: Path | str, settings: dict) -> tuple[dict, list[int]]:
+    """The listing points of the structures already computed at these settings (skipped),
+    and the indices still to compute."""
+    from workflow_scripts.cp2k.attempts import structure_hash
+    from workflow_scripts.cp2k.inputs import settings_hash
+
+    current = settings_hash(settings)
+    points, pending = {}, []
+    for index, atoms in sorted(frames.items()):
+        path = summary_path(root, index)
+        summary = load_summary(path)
+        if is_current(summary, current, structure_hash(atoms)):
+            points[index] = {"status": summary["status"], "ran": False}
+            logger.info("%d: already %s (%s), skipped", index, summary["status"], path)
+        else:
+            pending.append(index)
+    return points, pending
+
+
 def run_batch(
     frames: dict,
     root: Path | str,
@@ -151,19 +173,7 @@ def run_batch(
     ``root/{index}/``. Returns the listing's points; raises :class:`BatchStopped` when a
     structure stopped for a transient reason (after trying the others) or an input is a
     mistake (at once)."""
-    from workflow_scripts.cp2k.inputs import settings_hash
-    from workflow_scripts.cp2k.run import structure_hash
-
-    current = settings_hash(settings)
-    points, pending = {}, []
-    for index, atoms in sorted(frames.items()):
-        path = summary_path(root, index)
-        summary = load_summary(path)
-        if is_current(summary, current, structure_hash(atoms)):
-            points[index] = {"status": summary["status"], "ran": False}
-            logger.info("%d: already %s (%s), skipped", index, summary["status"], path)
-        else:
-            pending.append(index)
+    points, pending = finished_points(frames, root, settings)
     logger.info("%d of %d structures to compute: %s", len(pending), len(frames), pending)
     stopped = []
     for k, index in enumerate(pending):
@@ -218,11 +228,7 @@ def read_frames(structures: Path | str, indices: list[int]) -> dict:
 
 
 def write_listing(path: Path | str, batch: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(batch, indent=1))
-    tmp.replace(path)
+    write_json(path, batch, indent=1, atomic=True)
 
 
 def main(argv=None) -> int:
@@ -242,7 +248,7 @@ def main(argv=None) -> int:
     points.add_argument("--listing", required=True, help="batch listing JSON (the output)")
     add_launch_arguments(points)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     started = time.time()
     try:

@@ -32,7 +32,7 @@ A CP2K job (:mod:`.run`) ends in one of three ways:
 A failed job stays failed: its rerun reads the same files and writes the same summary. To redo
 it, delete its folder (the summary's folder) or change the settings.
 Only a relaxation keeps frames (its converged steps before the failure, flagged
-``relaxation_status=failed`` by :mod:`.trajectory`); a failed isolated atom or single point
+``relaxation_status=failed`` by :mod:`.labelled_frames`); a failed isolated atom or single point
 gives no label.
 
 The aggregations skip failed jobs: isolated atoms (an element without E0: the dataset split
@@ -42,14 +42,8 @@ relaxations skipped by default, ``dataset.failed_relaxations``) and the MPtrj CP
 ``dft.failures.max_failed_fraction`` of them failed; ``combine`` joins the lists into
 the combined table of failed jobs (``paths.CP2K_FAILURES``, in the report).
 
-CLI::
-
-    python -m workflow_scripts.cp2k.failures check --job relax --max-failed-fraction 0.05 \\
-        --out cp2k/failures/relax.csv cp2k/relax/*/*/summary.json
-    python -m workflow_scripts.cp2k.failures check --job single_point ... \\
-        cp2k/mptrj_sp/batch_0.json ...     (batch listings: the summaries they name)
-    python -m workflow_scripts.cp2k.failures combine --out cp2k/failures.csv \\
-        cp2k/failures/relax.csv cp2k/failures/isolated_atom.csv ...
+CLI: ``check --job relax --max-failed-fraction 0.05 --out relax.csv SUMMARY ...`` (for
+single points, the batch listings, which name the summaries) and ``combine --out CSV CSV ...``.
 """
 
 from __future__ import annotations
@@ -64,6 +58,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from workflow_scripts.cli import setup_logging
+from workflow_scripts.cp2k.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
 
 log = logging.getLogger("workflow_scripts.cp2k.failures")
 
@@ -86,7 +83,6 @@ SUMMARY_NAME = "summary.json"
 _TRANSIENT_ABORT = re.compile(
     r"\b(file|open|read|writ|disk|space|quota|MPI|memory|allocat|signal)", re.IGNORECASE
 )
-_HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM = 51.422067476325886  # ase.units (CODATA 2014)
 
 
 class DftFailure(RuntimeError):
@@ -120,7 +116,7 @@ def failure_limits(settings: dict) -> dict:
 
 def geometry_problem(symbols, positions, cell, forces, limits: dict) -> str | None:
     """Why one geometry counts as blown up (None: it does not). ``forces`` in Hartree/bohr."""
-    forces_ev = np.asarray(forces, dtype=float) * _HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+    forces_ev = np.asarray(forces, dtype=float) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
     norms = np.linalg.norm(forces_ev, axis=1) if len(forces_ev) else np.zeros(0)
     if len(norms) and norms.max() > limits["max_force"]:
         atom = int(norms.argmax())
@@ -377,14 +373,9 @@ def run(args) -> list[dict]:
             log.warning("failed: %s", row_label(row))
         check_fraction(rows, len(summaries), args.max_failed_fraction, args.job)
         write_rows(rows, args.out)
-        log.info(
-            "%d of %d %s jobs failed (limit %g): %s",
-            len(rows),
-            len(summaries),
-            args.job,
-            args.max_failed_fraction,
-            args.out,
-        )
+        counts = (len(rows), len(summaries))
+        limit = args.max_failed_fraction
+        log.info("%d of %d %s jobs failed (limit %g): %s", *counts, args.job, limit, args.out)
         return rows
     rows = read_failures(args.parts)
     write_rows(rows, args.out)
@@ -393,7 +384,7 @@ def run(args) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         run(parse_args(argv))
     except FailedFractionError as error:

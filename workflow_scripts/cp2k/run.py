@@ -15,13 +15,9 @@ outputs, so every attempt runs in its own new folder. A new attempt starts from
 - after an SCF that did not converge within MAX_SCF: the geometry of the first unconverged
   evaluation, with the next rung of the SCF ladder (:mod:`.scf`) and an atomic guess.
 
-custodian: one job (:class:`Cp2kAttemptJob`; its ``terminate`` ends only the process it
-started, never ``killall``), one handler (:class:`ScfConvergenceHandler`, also a monitor,
-so a GEO_OPT that carries on after "SCF run NOT converged" is stopped), one validator
-(:class:`CompletionValidator`). custodian's stock CP2K handlers are not used: they rewrite
-the input in place and rerun in the same directory, which overwrites the earlier output.
-Every correction is logged in ``custodian.json``, a copy of which is kept in each attempt's
-folder. A second monitor (:class:`GeometryHandler`) stops a blown-up geometry.
+custodian runs the job, handlers and validator of :mod:`.custodian_jobs`; the attempts and their
+folders are :mod:`.attempts`. Every correction is logged in ``custodian.json``, a copy of which
+is kept in each attempt's folder.
 
 How a job ends (:mod:`.failures`): done (summary, exit 0); failed for a physical reason (SCF
 ladder exhausted, no basis, a deterministic CP2K abort, a blown-up geometry, wall time with no
@@ -46,490 +42,45 @@ MPtrj single points run several to a job, each in its own folder: :mod:`.batch`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from workflow_scripts.cp2k.basis import BasisError, NoBasisError
-from workflow_scripts.cp2k.failures import (
-    DftFailure,
-    classify,
-    failure_limits,
-    first_geometry_problem,
+from workflow_scripts.cli import setup_logging
+from workflow_scripts.cp2k.attempts import (
+    CUSTODIAN_LOG,
+    Cp2kRunError,
+    Plan,
+    next_attempt,
+    set_aside_other_calculations,
+    structure_hash,
 )
+from workflow_scripts.cp2k.basis import BasisError, NoBasisError
+from workflow_scripts.cp2k.failures import DftFailure, classify, failure_limits
 from workflow_scripts.cp2k.inputs import (
-    INPUT_NAME,
     OPTIMISATIONS,
-    OUTPUT_NAME,
-    PROJECT,
-    Calculation,
     InputError,
     load_settings,
     load_structure,
-    optimiser_max_iter,
     prepare,
     prepare_isolated_atom,
-    render_input,
     settings_hash,
 )
 from workflow_scripts.cp2k.scf import MAX_LEVEL, ScfLadderExhausted, strategy
-from workflow_scripts.cp2k.trajectory import (
-    ATTEMPT_FILE,
-    RESULT_FILE,
-    RUN_PREFIX,
-    Attempt,
-    attempt_dirs,
-    read_attempt,
-    stitch,
-)
+from workflow_scripts.cp2k.trajectory import attempt_dirs, stitch
 from workflow_scripts.cp2k.units import HARTREE_TO_EV
+from workflow_scripts.files import write_json
 
 logger = logging.getLogger("workflow_scripts.cp2k.run")
-CUSTODIAN_LOG = "custodian.json"
 TASK_NAMES = {
     "relax": "relax",
     "cell-relax": "cell_relax",
     "single-point": "single_point",
     "isolated-atom": "isolated_atom",
 }
-
-
-class Cp2kRunError(RuntimeError):
-    """The calculation cannot go on; the message says why and what a rerun would do."""
-
-
-@dataclass
-class Plan:
-    """One calculation: what to compute and how to start CP2K."""
-
-    workdir: Path
-    calc: Calculation
-    settings: dict
-    threads: int
-    deadline: float | None = None  # time.time() by which CP2K must have stopped
-
-
-@dataclass
-class NextAttempt:
-    number: int
-    start_step: int
-    positions: object  # (n, 3) Å
-    scf_level: int
-    wfn_from: Path | None
-    reason: str
-    cell: object = None  # (3, 3) Å of the restart frame (a cell relaxation); None: the input's
-
-
-def cp2k_command(settings: dict) -> list[str]:
-    """The command line: the binary, wrapped by the configured MPI launcher."""
-    binary = settings["command"]
-    launcher = settings["mpi_launcher"]
-    if launcher == "srun":
-        return ["srun", "-n", str(settings["mpi_ranks"]), binary]
-    if launcher == "mpirun":
-        return ["mpirun", "-n", str(settings["mpi_ranks"]), binary]
-    return [binary]
-
-
-def cp2k_environment(settings: dict, threads: int) -> dict:
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(max(1, threads // settings["mpi_ranks"]))
-    # busy-waiting threads halve speed (docs/cp2k_behaviour.md)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if settings["mpi_launcher"] == "mpirun" and os.geteuid() == 0:
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return env
-
-
-def _is_done(attempt: Attempt) -> bool:
-    """CP2K finished normally and every SCF of the attempt converged."""
-    return (
-        attempt.finished
-        and bool(attempt.frames)
-        and attempt.first_unconverged is None
-        and not attempt.output.scf_failed_in_tail
-    )
-
-
-def calculation_hash(calc: Calculation) -> str:
-    """Identity of a calculation: settings hash + initial structure (species, cell, positions,
-    moments). Attempts of another calculation in the same folder are set aside, not reused."""
-    import hashlib
-
-    atoms = calc.atoms
-    parts = [
-        calc.task,
-        calc.settings_hash,
-        " ".join(atoms.get_chemical_symbols()),
-        " ".join(f"{x:.8f}" for x in atoms.cell.array.ravel()),
-        " ".join(f"{x:.8f}" for x in atoms.positions.ravel()),
-        " ".join(f"{x:.4f}" for x in atoms.get_initial_magnetic_moments()),
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
-def set_aside_other_calculations(plan: Plan) -> None:
-    """Attempts made with other settings or another structure move to ``other_<hash>/``."""
-    dirs = attempt_dirs(plan.workdir)
-    if not dirs:
-        return
-    record = json.loads((dirs[-1] / ATTEMPT_FILE).read_text())
-    current = calculation_hash(plan.calc)
-    if record.get("calculation_hash") == current:
-        return
-    old = record.get("calculation_hash", "unknown")
-    target = plan.workdir / f"other_{old}"
-    suffix = 0
-    while target.exists():
-        suffix += 1
-        target = plan.workdir / f"other_{old}_{suffix}"
-    target.mkdir()
-    for path in dirs:
-        path.rename(target / path.name)
-    logger.warning(
-        "%s: earlier attempts were for calculation %s (now %s: settings or structure changed); "
-        "moved to %s, starting afresh",
-        plan.workdir,
-        old,
-        current,
-        target,
-    )
-
-
-def next_attempt(plan: Plan) -> NextAttempt | None:
-    """What the next attempt starts from, derived from the files alone (None: finished)."""
-    dirs = attempt_dirs(plan.workdir)
-    if not dirs:
-        return NextAttempt(0, 0, plan.calc.atoms.positions.copy(), 0, None, "first attempt")
-    last = read_attempt(dirs[-1], strict=False)
-    if _is_done(last):
-        return None
-    number = int(dirs[-1].name[len(RUN_PREFIX) :]) + 1
-    level = int(last.record["scf_level"])
-    unconverged = last.first_unconverged
-    if unconverged is not None or last.output.scf_failed_in_tail:
-        level += 1
-        if level > MAX_LEVEL:
-            raise ScfLadderExhausted(
-                f"{dirs[-1]}: SCF did not converge with any strategy up to level {MAX_LEVEL} "
-                f"({strategy(plan.calc.base_scf, MAX_LEVEL).describe()})"
-            )
-        restart = unconverged or (last.frames[-1] if last.frames else None)
-        wfn_from = None
-        reason = f"SCF not converged in {dirs[-1].name}: SCF level {level}, atomic guess"
-    else:
-        restart = last.frames[-1] if last.frames else None
-        # After a CP2K abort, not its wavefunction (it may be what CP2K choked on).
-        wfn_from = None if last.output.aborted else _wavefunction(dirs[-1])
-        reason = f"{dirs[-1].name} stopped before finishing ({_stop_reason(last)}): resume"
-    if restart is None:  # nothing complete: the same start again
-        positions, cell = _start_geometry(last)
-        return NextAttempt(number, last.start_step, positions, level, wfn_from, reason, cell)
-    return NextAttempt(
-        number, restart.step, restart.positions, level, wfn_from, reason, restart.cell
-    )
-
-
-def _start_geometry(attempt: Attempt):
-    from workflow_scripts.cp2k.parse import read_input_geometry
-
-    geometry = read_input_geometry(attempt.run_dir / INPUT_NAME)
-    return geometry.positions, geometry.cell
-
-
-def _stop_reason(attempt: Attempt) -> str:
-    out = attempt.output
-    if out.aborted:
-        return f"CP2K aborted: {out.aborted}"
-    if out.walltime_exceeded:
-        return "CP2K walltime reached"
-    if attempt.result is None:
-        return "killed (no attempt_result.json)"
-    return f"exit code {attempt.result.get('returncode')}"
-
-
-def _wavefunction(run_dir: Path) -> Path | None:
-    for suffix in ("wfn", "kp"):
-        path = run_dir / f"{PROJECT}-RESTART.{suffix}"
-        if path.is_file() and path.stat().st_size > 0:
-            return path
-    return None
-
-
-def _now() -> str:
-    return dt.datetime.now().isoformat(timespec="seconds")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
-
-
-def _max_iter(plan: Plan, start_step: int) -> int:
-    # BFGS counts steps over all attempts; at least one so a re-evaluation can happen.
-    return max(1, optimiser_max_iter(plan.calc.task, plan.settings) - start_step)
-
-
-def create_attempt(plan: Plan, nxt: NextAttempt) -> Path:
-    """A new ``run_NNN`` with input, restart wavefunction and ``attempt.json``."""
-    run_dir = plan.workdir / f"{RUN_PREFIX}{nxt.number:03d}"
-    run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a folder
-    calc = plan.calc
-    atoms = calc.atoms.copy()
-    if nxt.cell is not None:  # a cell relaxation resumes in the cell it had reached
-        atoms.set_cell(nxt.cell, scale_atoms=False)
-    atoms.positions = nxt.positions
-    attempt_calc = Calculation(**{**calc.__dict__, "atoms": atoms})
-    wfn_name = None
-    if nxt.wfn_from is not None:
-        wfn_name = f"previous-RESTART.{nxt.wfn_from.suffix.lstrip('.')}"
-        shutil.copy2(nxt.wfn_from, run_dir / wfn_name)
-    walltime_s = None
-    if plan.deadline is not None:
-        walltime_s = plan.deadline - time.time()
-        if walltime_s < 60:
-            raise Cp2kRunError("less than a minute of walltime left: not starting CP2K")
-    max_iter = _max_iter(plan, nxt.start_step) if calc.task in OPTIMISATIONS else None
-    text = render_input(
-        attempt_calc,
-        plan.settings,
-        scf_level=nxt.scf_level,
-        wfn_restart=wfn_name,
-        max_iter=max_iter,
-        walltime_s=walltime_s,
-    )
-    (run_dir / INPUT_NAME).write_text(text)
-    record = {
-        "attempt": nxt.number,
-        "task": calc.task,
-        "reason": nxt.reason,
-        "start_step": nxt.start_step,
-        "scf_level": nxt.scf_level,
-        "scf_strategy": strategy(calc.base_scf, nxt.scf_level).describe(),
-        "wfn_restart": str(nxt.wfn_from) if nxt.wfn_from else None,
-        "max_iter": max_iter,
-        "n_atoms": len(atoms),
-        "stress": calc.stress,
-        "multiplicity": calc.spin.multiplicity,
-        "settings_hash": calc.settings_hash,
-        "calculation_hash": calculation_hash(calc),
-        "command": cp2k_command(plan.settings),
-        "threads": plan.threads,
-        "started": _now(),
-    }
-    _write_json(run_dir / ATTEMPT_FILE, record)
-    logger.info("%s: %s", run_dir, nxt.reason)
-    return run_dir
-
-
-# --- custodian pieces ----------------------------------------------------------------------------
-
-
-def _custodian_classes():
-    """Job, handler and validator classes (custodian imported only when a run starts)."""
-    from custodian.custodian import ErrorHandler, Job, Validator
-
-    class Cp2kAttemptJob(Job):
-        """Each ``run`` starts a new attempt in a new folder; ``terminate`` ends only it."""
-
-        def __init__(self, plan: Plan):
-            self.plan = plan
-            self.process: subprocess.Popen | None = None
-            self.run_dir: Path | None = None
-            self.started = 0.0
-
-        @property
-        def name(self):
-            return f"cp2k {self.plan.calc.task} in {self.plan.workdir}"
-
-        def setup(self, directory="./"):
-            archive_stale_custodian_log(self.plan.workdir)
-
-        def run(self, directory="./"):
-            self.finish_attempt()
-            nxt = next_attempt(self.plan)
-            if nxt is None:
-                raise Cp2kRunError(f"{self.plan.workdir}: already finished")
-            self.run_dir = create_attempt(self.plan, nxt)
-            command = cp2k_command(self.plan.settings) + ["-i", INPUT_NAME]
-            env = cp2k_environment(self.plan.settings, self.plan.threads)
-            self.started = time.time()
-            with (
-                open(self.run_dir / OUTPUT_NAME, "x") as out,
-                open(self.run_dir / "cp2k.err", "x") as err,
-            ):
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=self.run_dir,
-                    stdout=out,
-                    stderr=err,
-                    env=env,
-                    preexec_fn=_die_with_parent,
-                )
-            logger.info("started %s (pid %d) in %s", command, self.process.pid, self.run_dir)
-            return self.process
-
-        def finish_attempt(self, status: str | None = None):
-            """``attempt_result.json`` and a custodian.json copy for the attempt that ran."""
-            if self.process is None or self.run_dir is None:
-                return
-            returncode = self.process.poll()
-            _write_json(
-                self.run_dir / RESULT_FILE,
-                {
-                    "returncode": returncode,
-                    "status": status or ("finished" if returncode == 0 else "stopped"),
-                    "ended": _now(),
-                    "wall_s": round(time.time() - self.started, 1),
-                },
-            )
-            log = self.plan.workdir / CUSTODIAN_LOG
-            if log.is_file():
-                shutil.copy2(log, self.run_dir / CUSTODIAN_LOG)
-            self.process = None
-
-        def postprocess(self, directory="./"):
-            pass
-
-        def as_dict(self):  # custodian.json: a readable record, not the whole plan
-            return _record(self, workdir=str(self.plan.workdir), run_dir=str(self.run_dir))
-
-        def terminate(self, directory="./"):
-            """SIGTERM to the process this job started, SIGKILL if it lingers; no killall."""
-            process = self.process
-            if process is None or process.poll() is not None:
-                return
-            logger.info("terminating pid %d", process.pid)
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    class ScfConvergenceHandler(ErrorHandler):
-        """An SCF that did not converge within MAX_SCF: stop the attempt, climb one rung."""
-
-        is_monitor = True
-        is_terminating = True
-        raises_runtime_error = True
-
-        def __init__(self, job):
-            self.job = job
-
-        def as_dict(self):
-            return _record(self, max_level=MAX_LEVEL)
-
-        def _attempt(self):
-            return read_attempt(self.job.run_dir, strict=False) if self.job.run_dir else None
-
-        def check(self, directory="./"):
-            attempt = self._attempt()
-            if attempt is None:
-                return False
-            return attempt.first_unconverged is not None or attempt.output.scf_failed_in_tail
-
-        def correct(self, directory="./"):
-            attempt = self._attempt()
-            level = int(attempt.record["scf_level"]) + 1
-            unconverged = attempt.first_unconverged
-            where = (
-                f"force evaluation {unconverged.evaluation} (step {unconverged.step})"
-                if unconverged
-                else "the last force evaluation (CP2K stopped)"
-            )
-            error = f"SCF not converged in {where} of {attempt.run_dir.name}"
-            if level > MAX_LEVEL:
-                return {"errors": [error], "actions": []}
-            action = {
-                "scf_level": level,
-                "scf_strategy": strategy(self.job.plan.calc.base_scf, level).describe(),
-                "restart": f"from step {unconverged.step if unconverged else 'same start'} "
-                "in a new run folder, atomic guess",
-            }
-            return {"errors": [error], "actions": [action]}
-
-    class GeometryHandler(ErrorHandler):
-        """A converged force evaluation with a blown-up geometry (:mod:`.failures`): stop;
-        no correction, the job fails for good (``failure_kind: geometry``)."""
-
-        is_monitor = True
-        is_terminating = True
-        raises_runtime_error = True
-
-        def __init__(self, job):
-            self.job = job
-            self.problem = None
-
-        def as_dict(self):
-            return _record(self, problem=self.problem)
-
-        def check(self, directory="./"):
-            if self.job.run_dir is None:
-                return False
-            attempt = read_attempt(self.job.run_dir, strict=False)
-            limits = failure_limits(self.job.plan.settings)
-            found = first_geometry_problem(attempt.frames, attempt.symbols, attempt.cell, limits)
-            self.problem = found[1] if found else None
-            return found is not None
-
-        def correct(self, directory="./"):
-            return {"errors": [f"blown-up geometry: {self.problem}"], "actions": []}
-
-    class CompletionValidator(Validator):
-        """The last attempt reached CP2K's normal end with a converged last SCF."""
-
-        def __init__(self, job):
-            self.job = job
-            self.reason = ""
-
-        def as_dict(self):
-            return _record(self, reason=self.reason)
-
-        def check(self, directory="./"):
-            attempt = read_attempt(self.job.run_dir, strict=False)
-            if _is_done(attempt):
-                return False
-            self.reason = _stop_reason(attempt)
-            return True
-
-    return Cp2kAttemptJob, ScfConvergenceHandler, GeometryHandler, CompletionValidator
-
-
-def _record(obj, **fields) -> dict:
-    return {"@module": type(obj).__module__, "@class": type(obj).__name__, **fields}
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the Python runner dies, even by SIGKILL (Linux prctl)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def archive_stale_custodian_log(workdir: Path) -> None:
-    """A custodian.json left by a killed session goes into that session's last attempt."""
-    log = workdir / CUSTODIAN_LOG
-    if not log.is_file():
-        return
-    dirs = attempt_dirs(workdir)
-    target = dirs[-1] / CUSTODIAN_LOG if dirs else workdir / "custodian_orphan.json"
-    if target.exists():
-        target = target.with_name(f"custodian_{int(time.time())}.json")
-    log.replace(target)
 
 
 def terminal_failure(plan: Plan) -> DftFailure | None:
@@ -553,12 +104,16 @@ def run_calculation(plan: Plan) -> dict:
     set_aside_other_calculations(plan)
     failure = terminal_failure(plan)  # a rerun of a failed job: the same failed summary
     if failure is None and next_attempt(plan) is not None:
-        job_class, handler_class, geometry_class, validator_class = _custodian_classes()
-        job = job_class(plan)
-        validator = validator_class(job)
+        from workflow_scripts.cp2k import custodian_jobs  # custodian only when a run starts
+
+        job = custodian_jobs.Cp2kAttemptJob(plan)
+        validator = custodian_jobs.CompletionValidator(job)
         custodian_settings = plan.settings["custodian"]
         runner = Custodian(
-            handlers=[handler_class(job), geometry_class(job)],
+            handlers=[
+                custodian_jobs.ScfConvergenceHandler(job),
+                custodian_jobs.GeometryHandler(job),
+            ],
             jobs=[job],
             validators=[validator],
             max_errors=custodian_settings["max_errors"],
@@ -664,21 +219,6 @@ def _terminate_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through custodian; `finally` stops CP2K
 
 
-def structure_hash(atoms) -> str:
-    """Identity of an input structure as read (species, cell, positions, initial moments),
-    recorded in the summary: a batch of single points (:mod:`.batch`) skips a structure whose
-    summary has the current settings and structure hashes."""
-    import hashlib
-
-    parts = [
-        " ".join(atoms.get_chemical_symbols()),
-        " ".join(f"{x:.8f}" for x in atoms.cell.array.ravel()),
-        " ".join(f"{x:.8f}" for x in atoms.positions.ravel()),
-        " ".join(f"{x:.4f}" for x in atoms.get_initial_magnetic_moments()),
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
 def run_task(
     task: str,
     workdir: Path | str,
@@ -767,7 +307,7 @@ def main(argv=None) -> int:
         task.add_argument("--summary", required=True, help="summary JSON written on success")
         add_launch_arguments(task)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     task = TASK_NAMES[args.command]
     atoms = None
@@ -803,8 +343,7 @@ def main(argv=None) -> int:
 
 def _write_summary(path, summary: dict) -> int:
     """The summary JSON; a failed job is logged as such and, like a finished one, exits 0."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _write_json(Path(path), summary)
+    write_json(path, summary, indent=1, atomic=True)
     if summary["status"] == "failed":
         logger.error(
             "FAILED for good (%s): %s; %d frame(s) kept. The workflow goes on without this "

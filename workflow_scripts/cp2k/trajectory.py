@@ -1,4 +1,5 @@
-"""All attempts of one CP2K calculation -> labelled frames (extxyz), nothing lost or doubled.
+"""All attempts of one CP2K calculation -> its frames, nothing lost or doubled (the labelled
+ASE frames and data sets: :mod:`.labelled_frames`; this module's CLI writes them).
 
 A calculation directory holds ``run_000``, ``run_001``, ... (see :mod:`.run`). Each attempt's
 ``attempt.json`` says at which global ionic step it started (``start_step``). Stitching goes
@@ -8,10 +9,6 @@ correction the branch that followed unconverged forces is discarded), then adds 
 frames. The result has each step exactly once; a gap raises an error.
 
 Frames whose SCF did not converge are excluded and counted; they never reach a data set.
-
-Units: energies Hartree -> eV, forces Hartree/bohr -> eV/Å (ase.units, CODATA 2014), stress
-GPa -> eV/Å³ with the sign flipped (CP2K: positive = compressive; ASE: positive = tensile),
-Voigt order xx yy zz yz xz xy.
 
 CLI::
 
@@ -35,14 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.cp2k.parse import (
-    Cp2kOutput,
-    Cp2kParseError,
-    read_cells,
-    read_input_geometry,
-    read_output,
-    read_positions,
-)
+from workflow_scripts.cp2k.geometry_files import read_cells, read_input_geometry, read_positions
+from workflow_scripts.cp2k.parse import Cp2kOutput, Cp2kParseError, read_output
 
 RUN_PREFIX = "run_"
 ATTEMPT_FILE = "attempt.json"
@@ -133,6 +124,13 @@ def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
     cells = {}
     if record["task"] == "cell_relax":
         cells = {0: geometry.cell, **read_cells(run_dir / CELLS_NAME, allow_incomplete=True)}
+    frames = _evaluation_frames(run_dir, record, output, positions, cells, strict)
+    return Attempt(run_dir, record, result, output, geometry.symbols, geometry.cell, frames)
+
+
+def _evaluation_frames(run_dir: Path, record: dict, output, positions, cells, strict: bool):
+    """One Frame per complete force evaluation of the ``.out``, with its trajectory positions
+    (and cell); a missing one raises when ``strict``, else ends the attempt's frames."""
     frames = []
     for evaluation in output.evaluations:
         entry = positions.get(evaluation.index)
@@ -170,7 +168,7 @@ def read_attempt(run_dir: Path | str, strict: bool | None = None) -> Attempt:
                 cell=cells.get(evaluation.index),
             )
         )
-    return Attempt(run_dir, record, result, output, geometry.symbols, geometry.cell, frames)
+    return frames
 
 
 @dataclass
@@ -216,141 +214,7 @@ def stitch(workdir: Path | str, complete: bool = True) -> Stitched:
     )
 
 
-def to_atoms(frame: Frame, symbols, cell, info: dict):
-    """An ASE Atoms with REF_energy (eV), REF_forces (eV/Å), REF_stress (eV/Å³, ASE sign)."""
-    from ase import Atoms
-
-    from workflow_scripts.cp2k.units import (
-        GPA_TO_EV_PER_ANGSTROM3,
-        HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
-        HARTREE_TO_EV,
-    )
-
-    cell = frame.cell if frame.cell is not None else cell
-    atoms = Atoms(symbols, positions=frame.positions, cell=cell, pbc=True)
-    atoms.info.update(info)
-    atoms.info["REF_energy"] = frame.energy * HARTREE_TO_EV
-    atoms.arrays["REF_forces"] = frame.forces * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-    if frame.stress is not None:
-        sigma = -frame.stress * GPA_TO_EV_PER_ANGSTROM3
-        atoms.info["REF_stress"] = np.array(
-            [sigma[0, 0], sigma[1, 1], sigma[2, 2], sigma[1, 2], sigma[0, 2], sigma[0, 1]]
-        )
-    atoms.info["step"] = frame.step
-    atoms.info["scf_converged"] = frame.scf_converged
-    return atoms
-
-
-def provenance(stitched: Stitched) -> dict:
-    last = stitched.attempts[-1]
-    return {
-        "cp2k_version": last.output.version or "unknown",
-        "settings_hash": last.record["settings_hash"],
-    }
-
-
-def relaxation_frames(
-    workdir: Path | str, properties: dict, dataset: str, summary: dict | None = None
-):
-    """Labelled frames of one relaxation; info keys per docs/architecture.md. With the job's
-    ``summary``, each frame gets ``relaxation_status`` (its status); a relaxation that failed
-    for good (:mod:`.failures`) gives the converged frames it kept, and ``failure_kind``."""
-    from workflow_scripts.cp2k.failures import is_failed
-
-    failed = is_failed(summary)
-    if failed and not attempt_dirs(workdir):
-        return [], None  # failed before CP2K ran (no basis)
-    stitched = stitch(workdir, complete=not failed)
-    if failed:
-        first_excluded = summary.get("first_excluded_step")
-        stitched.frames = [
-            f for f in stitched.frames if first_excluded is None or f.step < first_excluded
-        ]
-    kind = properties.get("kind")
-    info = {
-        "host": properties.get("host", ""),
-        "defect": properties.get("defect", ""),
-        "substituent": properties.get("species", "") if kind != "vacancy" else "vacancy",
-        "site": properties.get("role", ""),
-        "config_type": dataset,
-        "dataset": dataset,
-        **provenance(stitched),
-    }
-    if summary:
-        info["relaxation_status"] = summary.get("status", "")
-    if failed:
-        info["failure_kind"] = summary.get("failure_kind", "")
-    frames = [to_atoms(f, stitched.symbols, stitched.cell, info) for f in stitched.frames]
-    return frames, stitched
-
-
-def isolated_atom_frame(workdir: Path | str, dataset: str):
-    stitched = stitch(workdir)
-    if not stitched.frames:
-        raise Cp2kParseError(f"{workdir}: the isolated-atom SCF never converged")
-    frame = stitched.frames[-1]
-    info = {
-        "config_type": "IsolatedAtom",
-        "dataset": dataset,
-        "multiplicity": int(stitched.attempts[-1].record.get("multiplicity", 0)),
-        **provenance(stitched),
-    }
-    atoms = to_atoms(frame, stitched.symbols, stitched.cell, info)
-    atoms.pbc = False  # a free atom: no periodic images for a model's neighbour list
-    return atoms
-
-
-def write_extxyz(frames, path: Path | str) -> None:
-    """Write atomically: a half-written file never looks finished."""
-    from ase.io import write
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp, frames, format="extxyz")
-    tmp.replace(path)
-
-
-def mptrj_labelled_frames(structures: Path | str, workdirs: list[Path]):
-    """CP2K single points of the subset as REF_*, MPtrj's VASP labels kept as VASP_*.
-
-    Frames whose SCF never converged are left out (reported), as everywhere else; so are
-    single points that failed for good (:mod:`.failures`)."""
-    from ase.io import read
-
-    from workflow_scripts.cp2k.failures import failed_summary_of
-
-    originals = read(structures, index=":")
-    if len(workdirs) > len(originals):
-        raise ValueError(f"{structures}: {len(originals)} frames, {len(workdirs)} CP2K runs")
-    labelled, skipped = [], []
-    for index, workdir in enumerate(workdirs):
-        if failed_summary_of(workdir) is not None:
-            skipped.append(index)
-            continue
-        stitched = stitch(workdir)
-        original = originals[index]
-        if not stitched.frames:
-            skipped.append(index)
-            continue
-        frame = stitched.frames[-1]
-        if not np.allclose(frame.positions, original.positions, atol=1e-6):
-            raise ValueError(f"{workdir}: positions differ from frame {index} of {structures}")
-        info = {k: v for k, v in original.info.items() if not k.startswith("REF_")}
-        for key in ("REF_energy", "REF_stress"):
-            if key in original.info:
-                info["VASP_" + key[4:]] = original.info[key]
-        info.update(provenance(stitched))
-        info["subset_index"] = index
-        atoms = to_atoms(frame, stitched.symbols, stitched.cell, info)
-        atoms.pbc = original.pbc
-        if "REF_forces" in original.arrays:
-            atoms.arrays["VASP_forces"] = np.asarray(original.arrays["REF_forces"])
-        labelled.append(atoms)
-    return labelled, skipped
-
-
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.cp2k.trajectory")
     sub = parser.add_subparsers(dest="command", required=True)
     relax = sub.add_parser("relax", help="one relaxation -> trajectory extxyz")
@@ -370,56 +234,72 @@ def main(argv=None) -> int:
         "--batches", nargs="*", default=[], help="the single-point batches' listings"
     )
     mptrj.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def run_relax(args: argparse.Namespace) -> None:
+    from workflow_scripts.cp2k.labelled_frames import relaxation_frames, write_extxyz
+
+    properties = json.loads(Path(args.structure).read_text()).get("properties") or {}
+    summary_path = Path(args.summary or Path(args.workdir) / "summary.json")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    frames, stitched = relaxation_frames(args.workdir, properties, args.dataset, summary)
+    write_extxyz(frames, args.out)
+    if summary and summary.get("status") == "failed":
+        print(
+            f"{args.out}: the relaxation FAILED ({summary['failure_kind']}: "
+            f"{summary['failure_reason']}); its {len(frames)} converged frame(s) are kept "
+            "with relaxation_status=failed"
+        )
+    if stitched is not None:
+        print(
+            f"{args.out}: {len(frames)} frames from {len(stitched.attempts)} attempt(s); "
+            f"{stitched.n_evaluations} force evaluations, {stitched.n_unconverged} excluded "
+            f"(SCF not converged), {stitched.n_superseded} superseded by a restart"
+        )
+
+
+def run_atoms(args: argparse.Namespace) -> None:
+    from workflow_scripts.cp2k.failures import failed_summary_of
+    from workflow_scripts.cp2k.labelled_frames import isolated_atom_frame, write_extxyz
+
+    failed = {w: failed_summary_of(w) for w in args.workdirs}
+    frames = [isolated_atom_frame(w, args.dataset) for w in args.workdirs if not failed[w]]
+    write_extxyz(frames, args.out)
+    for frame in frames:
+        print(f"{frame.get_chemical_formula()}: E0 = {frame.info['REF_energy']:.8f} eV")
+    for workdir, summary in failed.items():
+        if summary:
+            print(
+                f"{Path(workdir).name}: isolated atom FAILED ({summary['failure_kind']}: "
+                f"{summary['failure_reason']}); no E0, so the dataset split leaves out "
+                "every frame with this element"
+            )
+
+
+def run_mptrj_labels(args: argparse.Namespace) -> None:
+    from workflow_scripts.cp2k.batch import listed_summaries
     from workflow_scripts.cp2k.failures import failed_summary_of, read_summary
+    from workflow_scripts.cp2k.labelled_frames import mptrj_labelled_frames, write_extxyz
 
-    if args.command == "relax":
-        properties = json.loads(Path(args.structure).read_text()).get("properties") or {}
-        summary_path = Path(args.summary or Path(args.workdir) / "summary.json")
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-        frames, stitched = relaxation_frames(args.workdir, properties, args.dataset, summary)
-        write_extxyz(frames, args.out)
-        if summary and summary.get("status") == "failed":
-            print(
-                f"{args.out}: the relaxation FAILED ({summary['failure_kind']}: "
-                f"{summary['failure_reason']}); its {len(frames)} converged frame(s) are kept "
-                "with relaxation_status=failed"
-            )
-        if stitched is not None:
-            print(
-                f"{args.out}: {len(frames)} frames from {len(stitched.attempts)} attempt(s); "
-                f"{stitched.n_evaluations} force evaluations, {stitched.n_unconverged} excluded "
-                f"(SCF not converged), {stitched.n_superseded} superseded by a restart"
-            )
-    elif args.command == "atoms":
-        failed = {w: failed_summary_of(w) for w in args.workdirs}
-        frames = [isolated_atom_frame(w, args.dataset) for w in args.workdirs if not failed[w]]
-        write_extxyz(frames, args.out)
-        for frame in frames:
-            print(f"{frame.get_chemical_formula()}: E0 = {frame.info['REF_energy']:.8f} eV")
-        for workdir, summary in failed.items():
-            if summary:
-                print(
-                    f"{Path(workdir).name}: isolated atom FAILED ({summary['failure_kind']}: "
-                    f"{summary['failure_reason']}); no E0, so the dataset split leaves out "
-                    "every frame with this element"
-                )
-    else:
-        from workflow_scripts.cp2k.batch import listed_summaries
+    workdirs = [Path(w) for w in args.workdirs]
+    workdirs += [path.parent for path in listed_summaries(args.batches)]
+    frames, skipped = mptrj_labelled_frames(args.structures, workdirs)
+    write_extxyz(frames, args.out)
+    failed = [i for i in skipped if failed_summary_of(workdirs[i])]
+    never = [i for i in skipped if i not in failed]
+    print(f"{args.out}: {len(frames)} frames; SCF never converged for indices {never}")
+    for index in failed:
+        summary = read_summary(workdirs[index])
+        print(
+            f"single point {index} FAILED ({summary['failure_kind']}: "
+            f"{summary['failure_reason']}): left out"
+        )
 
-        workdirs = [Path(w) for w in args.workdirs]
-        workdirs += [path.parent for path in listed_summaries(args.batches)]
-        frames, skipped = mptrj_labelled_frames(args.structures, workdirs)
-        write_extxyz(frames, args.out)
-        failed = [i for i in skipped if failed_summary_of(workdirs[i])]
-        never = [i for i in skipped if i not in failed]
-        print(f"{args.out}: {len(frames)} frames; SCF never converged for indices {never}")
-        for index in failed:
-            summary = read_summary(workdirs[index])
-            print(
-                f"single point {index} FAILED ({summary['failure_kind']}: "
-                f"{summary['failure_reason']}): left out"
-            )
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    {"relax": run_relax, "atoms": run_atoms, "mptrj-labels": run_mptrj_labels}[args.command](args)
     return 0
 
 
