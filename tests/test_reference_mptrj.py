@@ -8,7 +8,7 @@ import ase.units
 import numpy as np
 import pytest
 
-from workflow_scripts.reference import mptrj
+from workflow_scripts.reference import mptrj, mptrj_frames, mptrj_stream, mptrj_subset
 from workflow_scripts.reference.extxyz import iter_raw_frames
 
 # MPtrj stress is VASP's, in kBar, positive = compressive. 10 kBar = 1 GPa
@@ -145,8 +145,8 @@ def test_labels_units_and_signs_against_hand_computed_values(tmp_path):
 def test_fast_path_and_full_parse_agree(tmp_path):
     doc = document()
     buffer = json.dumps(doc["mp-1"]["mp-1-0-0"]).encode()
-    fast, elements = mptrj.frame_fast(buffer, 0, len(buffer), "mp-1", "mp-1-0-0", "MPtrj")
-    parsed, _ = mptrj.frame_parsed(doc["mp-1"]["mp-1-0-0"], "mp-1", "mp-1-0-0", "MPtrj")
+    fast, elements = mptrj_frames.frame_fast(buffer, 0, len(buffer), "mp-1", "mp-1-0-0", "MPtrj")
+    parsed, _ = mptrj_frames.frame_parsed(doc["mp-1"]["mp-1-0-0"], "mp-1", "mp-1-0-0", "MPtrj")
     assert set(elements) == {b"Sr", b"Ti", b"O"}
     (tmp_path / "fast.extxyz").write_bytes(fast)
     (tmp_path / "parsed.extxyz").write_bytes(parsed)
@@ -158,8 +158,8 @@ def test_fast_path_and_full_parse_agree(tmp_path):
     # no cartesian coordinates: the fast path declines, the full parse uses abc @ lattice
     no_xyz = frame("mp-1", *SRTIO3, LATTICE, -39.25, [[0, 0, 0]] * 5, with_xyz=False)
     text = json.dumps(no_xyz).encode()
-    assert mptrj.frame_fast(text, 0, len(text), "mp-1", "x", "MPtrj") is None
-    converted, _ = mptrj.convert_frame(text, 0, len(text), "mp-1", "x", "MPtrj")
+    assert mptrj_frames.frame_fast(text, 0, len(text), "mp-1", "x", "MPtrj") is None
+    converted, _ = mptrj_frames.convert_frame(text, 0, len(text), "mp-1", "x", "MPtrj")
     (tmp_path / "abc.extxyz").write_bytes(converted)
     np.testing.assert_allclose(
         ase.io.read(tmp_path / "abc.extxyz").positions, a.positions, atol=1e-12
@@ -196,11 +196,14 @@ def test_streaming_is_independent_of_block_size_and_layout(tmp_path):
     doc['mp-"3"{x}'] = {'mp-"3"-0-0}': odd}
     compact = write(tmp_path / "compact.json", doc, separators=(",", ":"))
     indented = write(tmp_path / "indented.json", doc, indent=2)
-    reference = [(m.mp_id, [f[0] for f in m.frames]) for m in mptrj.iter_materials(compact)]
+    reference = [(m.mp_id, [f[0] for f in m.frames]) for m in mptrj_stream.iter_materials(compact)]
     assert reference[-1] == ('mp-"3"{x}', ['mp-"3"-0-0}'])
     for path in (compact, indented):
         for block in (7, 64, 1000, 1 << 20):
-            got = [(m.mp_id, [f[0] for f in m.frames]) for m in mptrj.iter_materials(path, block)]
+            got = [
+                (m.mp_id, [f[0] for f in m.frames])
+                for m in mptrj_stream.iter_materials(path, block)
+            ]
             assert got == reference
     _, a, _ = convert(compact)
     _, b, _ = convert(indented)
@@ -214,7 +217,7 @@ def test_truncated_file_raises(tmp_path):
     text = json.dumps(document())
     (tmp_path / "cut.json").write_text(text[: len(text) // 2])
     with pytest.raises(ValueError, match="truncated"):
-        list(mptrj.iter_materials(tmp_path / "cut.json", block_bytes=256))
+        list(mptrj_stream.iter_materials(tmp_path / "cut.json", block_bytes=256))
 
 
 def _many_materials(n_materials=40, frames_each=(1, 2, 3, 4)):
@@ -275,19 +278,21 @@ def test_cp2k_subset(tmp_path):
     test, pool = tmp_path / "test.extxyz", tmp_path / "pool.extxyz"
     mptrj.ingest(source, test, pool, "MPtrj", test_size=5, seed=0, progress=False)
     out = tmp_path / "cp2k_subset_structures.extxyz"
-    chosen = mptrj.select_cp2k_subset(pool, out, size=6, seed=0, max_atoms=10)
+    chosen = mptrj_subset.select_cp2k_subset(pool, out, size=6, seed=0, max_atoms=10)
     pool_texts = [f.text for f in iter_raw_frames(pool)]
     subset_texts = [f.text for f in iter_raw_frames(out)]
     assert subset_texts == [pool_texts[i] for i in chosen]  # labels kept verbatim
     assert len(set(chosen)) == 6 and chosen == sorted(chosen)
-    assert chosen == mptrj.select_cp2k_subset(pool, tmp_path / "again.extxyz", 6, 0, 10)
-    small = mptrj.select_cp2k_subset(pool, tmp_path / "small.extxyz", 1, 0, max_atoms=2)
+    assert chosen == mptrj_subset.select_cp2k_subset(pool, tmp_path / "again.extxyz", 6, 0, 10)
+    small = mptrj_subset.select_cp2k_subset(pool, tmp_path / "small.extxyz", 1, 0, max_atoms=2)
     assert ase.io.read(tmp_path / "small.extxyz").get_chemical_formula() == "BrCs"
     assert len(small) == 1
-    only = mptrj.select_cp2k_subset(pool, tmp_path / "el.extxyz", 1, 0, elements=["Cs", "Br"])
+    only = mptrj_subset.select_cp2k_subset(
+        pool, tmp_path / "el.extxyz", 1, 0, elements=["Cs", "Br"]
+    )
     assert only == small
     with pytest.raises(ValueError, match="eligible"):
-        mptrj.select_cp2k_subset(pool, tmp_path / "x.extxyz", 2, 0, max_atoms=2)
+        mptrj_subset.select_cp2k_subset(pool, tmp_path / "x.extxyz", 2, 0, max_atoms=2)
 
 
 def test_cli(tmp_path):
@@ -331,7 +336,7 @@ def test_cp2k_subset_is_stratified_so_every_dataset_element_is_determined(tmp_pa
     formulas = ["SrTiO3"] * 60 + ["SrO", "TiO2", "Ba", "BaTiO3", "Fe2O3", "FeS", "S8", "KBr"]
     pool = _pool_of(tmp_path, formulas)
     cover = ["Sr", "Ti", "O", "Ba", "Fe", "Nd"]
-    report = mptrj.select_cp2k_subset_report(
+    report = mptrj_subset.select_cp2k_subset_report(
         pool, tmp_path / "a.extxyz", size=7, seed=3, cover_elements=cover
     )
     # Fe from FeS and S8 (no U without O or F; Fe2O3 is PBE+U in MPtrj and is no help)
@@ -345,19 +350,23 @@ def test_cp2k_subset_is_stratified_so_every_dataset_element_is_determined(tmp_pa
     fit = fit_offsets(u_free, [0.0] * len(u_free))
     assert all(fit.determined(el) for el in ["Sr", "Ti", "O", "Ba", "Fe"])
     # seeded and deterministic; another seed may fill differently but covers the same
-    again = mptrj.select_cp2k_subset(pool, tmp_path / "b.extxyz", 7, 3, cover_elements=cover)
+    again = mptrj_subset.select_cp2k_subset(pool, tmp_path / "b.extxyz", 7, 3, cover_elements=cover)
     assert again == report.chosen
     assert (tmp_path / "a.extxyz").read_text() == (tmp_path / "b.extxyz").read_text()
-    other = mptrj.select_cp2k_subset_report(pool, tmp_path / "c.extxyz", 7, 4, cover_elements=cover)
+    other = mptrj_subset.select_cp2k_subset_report(
+        pool, tmp_path / "c.extxyz", 7, 4, cover_elements=cover
+    )
     assert other.determined == report.determined
     # without the cover list the subset is the plain seeded random pick
-    plain = mptrj.select_cp2k_subset(pool, tmp_path / "d.extxyz", 6, 3)
-    assert plain == mptrj.select_cp2k_subset(pool, tmp_path / "e.extxyz", 6, 3, cover_elements=[])
+    plain = mptrj_subset.select_cp2k_subset(pool, tmp_path / "d.extxyz", 6, 3)
+    assert plain == mptrj_subset.select_cp2k_subset(
+        pool, tmp_path / "e.extxyz", 6, 3, cover_elements=[]
+    )
 
 
 def test_cp2k_subset_too_small_to_cover_says_so(tmp_path):
     pool = _pool_of(tmp_path, ["SrTiO3"] * 10 + ["SrO", "TiO2", "Ba", "BaO"])
-    report = mptrj.select_cp2k_subset_report(
+    report = mptrj_subset.select_cp2k_subset_report(
         pool, tmp_path / "a.extxyz", size=2, seed=0, cover_elements=["Sr", "Ti", "O", "Ba"]
     )
     assert len(report.chosen) == 2

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from workflow_scripts.cp2k.input_check import _syntax_check
+from workflow_scripts.cp2k.input_file import render_input
 from workflow_scripts.cp2k.inputs import (
-    _cp2k_env,
-    _syntax_check,
     dft_settings,
     load_structure,
+    omp_environment,
     prepare,
-    render_input,
 )
 from workflow_scripts.cp2k.magnetism import (
     MOMENT_THRESHOLD,
@@ -26,7 +26,7 @@ from workflow_scripts.cp2k.magnetism import (
     magnetization_limit,
     unpaired_electrons,
 )
-from workflow_scripts.reference import mptrj
+from workflow_scripts.reference import mptrj, mptrj_frames, mptrj_subset
 
 HAS_CP2K = shutil.which("cp2k.psmp") is not None
 # cheap settings: SZV (Ni q18, O q6, Sr q10, Ti q12), Γ-point, small grid
@@ -116,7 +116,7 @@ def subset(tmp_path):
     stats, _, _ = mptrj.convert_all(source, pool, "MPtrj", progress=False)
     assert stats.frames_kept == 5 and not stats.skipped
     out = tmp_path / "cp2k_subset_structures.extxyz"
-    chosen = mptrj.select_cp2k_subset(pool, out, size=5, seed=0)
+    chosen = mptrj_subset.select_cp2k_subset(pool, out, size=5, seed=0)
     assert chosen == [0, 1, 2, 3, 4]
     return out
 
@@ -137,8 +137,8 @@ def test_magmom_reaches_the_subset_extxyz(subset):
 def test_fast_path_and_full_parse_agree_on_moments(tmp_path):
     for frame_id, frame in document()["mp-19009"].items():
         text = json.dumps(frame).encode()
-        fast = mptrj.frame_fast(text, 0, len(text), "mp-19009", frame_id, "MPtrj")
-        parsed, _ = mptrj.frame_parsed(frame, "mp-19009", frame_id, "MPtrj")
+        fast = mptrj_frames.frame_fast(text, 0, len(text), "mp-19009", frame_id, "MPtrj")
+        parsed, _ = mptrj_frames.frame_parsed(frame, "mp-19009", frame_id, "MPtrj")
         (tmp_path / "a.extxyz").write_bytes(fast[0])
         (tmp_path / "b.extxyz").write_bytes(parsed)
         a, b = ase.io.read(tmp_path / "a.extxyz"), ase.io.read(tmp_path / "b.extxyz")
@@ -149,7 +149,7 @@ def test_fast_path_and_full_parse_agree_on_moments(tmp_path):
     for bad in ([1.0, 2.0], [1.0, float("nan"), 0.0, 0.0], [1.0, None, 0.0, 0.0], []):
         frame = mptrj_frame("mp-1", *NIO, NIO_CELL, bad)
         text = json.dumps(frame).encode()
-        converted, _ = mptrj.convert_frame(text, 0, len(text), "mp-1", "x", "MPtrj")
+        converted, _ = mptrj_frames.convert_frame(text, 0, len(text), "mp-1", "x", "MPtrj")
         (tmp_path / "c.extxyz").write_bytes(converted)
         assert "REF_magmom" not in ase.io.read(tmp_path / "c.extxyz").arrays
 
@@ -260,7 +260,7 @@ def test_cp2k_starts_the_antiferromagnet_with_the_intended_kinds(subset, tmp_pat
             capture_output=True,
             text=True,
             timeout=300,
-            env=_cp2k_env(1),
+            env=omp_environment(1),
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-2000:]

@@ -66,10 +66,6 @@ def is_isolated_atom(frame: RawFrame, info: dict | None = None) -> bool:
     return frame.natoms == 1 and (pbc is None or not any(pbc))
 
 
-def count_frames(path: Path | str) -> int:
-    return sum(1 for _ in iter_raw_frames(path))
-
-
 def write_selected(source: Path | str, out: Path | str, indices) -> int:
     """Copy the frames with these indices (order kept as given) from ``source`` to ``out``."""
     wanted = {int(i): rank for rank, i in enumerate(indices)}

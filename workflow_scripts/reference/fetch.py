@@ -53,14 +53,6 @@ def require_local(dataset: str, path: str | Path, config_key: str) -> Path:
     return path
 
 
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url: str, dest: Path, sha256: str | None = None, progress: bool = True) -> Path:
     """``url`` -> ``dest`` through a temporary file; a checksum mismatch deletes it."""
     from tqdm import tqdm

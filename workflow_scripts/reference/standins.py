@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.cp2k.units import GPA_TO_EV_PER_ANGSTROM3
+
 FRAC_PEROVSKITE = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
 # (A, B, X, cubic lattice constant in Å); some are hypothetical, which a stand-in may be.
 PEROVSKITES = [
@@ -178,7 +180,7 @@ def label_frames(frames, batch_size: int = 16, device: str = "auto") -> None:
     model = CHGNet.load(use_device=None if device == "auto" else device, verbose=False)
     structures = [to_structure(atoms) for atoms in frames]
     predictions = model.predict_structure(structures, task="efsm", batch_size=batch_size)
-    gpa = 1.0 / 160.21766208  # ase.units.GPa
+    gpa = GPA_TO_EV_PER_ANGSTROM3
     for atoms, pred in zip(frames, predictions, strict=True):
         s = np.asarray(pred["s"], dtype=float)  # GPa, ASE sign (positive = tensile)
         atoms.info["REF_energy"] = float(pred["e"]) * len(atoms)
@@ -197,7 +199,7 @@ def _voigt_to_matrix(v) -> np.ndarray:
 
 def mptrj_document(frames) -> dict:
     """Labelled frames -> MPtrj's JSON layout (stress back to kBar, VASP sign)."""
-    gpa = 1.0 / 160.21766208
+    gpa = GPA_TO_EV_PER_ANGSTROM3
     relaxed = {
         a.info["material_id"]: a.info["REF_energy"] / len(a) for a in frames if a.info["ideal"]
     }
