@@ -23,7 +23,7 @@ REQUIRED_FILES = [f for f in dataset_card.FILES if f not in dataset_card.OPTIONA
 
 
 def _relaxation_frame(k):
-    """A frame with the info keys cp2k.trajectory.relaxation_frames writes."""
+    """A frame with the info keys cp2k.labelled_frames.relaxation_frames writes."""
     rng = np.random.default_rng(k)
     defect, substituent, site = [
         ("sub_Zr_on_B", "Zr", "B"),

@@ -19,24 +19,9 @@ LONG_MODULES = {
     "analysis/embeddings.py": 549,
     "analysis/energy_alignment.py": 504,
     "analysis/findings.py": 658,
-    "cp2k/failures.py": 406,
-    "cp2k/inputs.py": 721,
-    "cp2k/parse.py": 452,
-    "cp2k/run.py": 821,
-    "cp2k/trajectory.py": 427,
-    "mace/metrics.py": 546,
-    "mace/train.py": 669,
-    "reference/mptrj.py": 833,
 }
 LONG_FUNCTIONS = {
     "analysis/force_shift.py:draw_periodic_table": 75,
-    "cp2k/batch.py:run_batch": 63,
-    "cp2k/run.py:_custodian_classes": 169,
-    "cp2k/trajectory.py:main": 71,
-    "cp2k/trajectory.py:read_attempt": 62,
-    "mace/train.py:train_variant": 70,
-    "reference/mptrj.py:_coverage_picks": 77,
-    "reference/mptrj.py:main": 61,
 }
 
 

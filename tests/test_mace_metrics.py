@@ -9,26 +9,26 @@ import pytest
 from ase import Atoms
 from ase.io import write
 
-from workflow_scripts.mace import metrics
+from workflow_scripts.mace import errors, metrics
 
 
 def test_energy_mae_is_per_atom_mean_of_absolute_errors():
     # |10-9|/2 = 0.5 and |20-22|/4 = 0.5 -> 0.5; |3-0|/3 = 1 -> mean of (0.5, 0.5, 1) = 2/3
-    value = metrics.energy_mae_per_atom([10.0, 20.0, 3.0], [9.0, 22.0, 0.0], [2, 4, 3])
+    value = errors.energy_mae_per_atom([10.0, 20.0, 3.0], [9.0, 22.0, 0.0], [2, 4, 3])
     assert value == pytest.approx(2 / 3)
 
 
 def test_force_mae_and_rmse_over_cartesian_components():
     predicted = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]])
     reference = np.zeros((2, 3))
-    assert metrics.force_mae(predicted, reference) == pytest.approx(3 / 6)
-    assert metrics.force_rmse(predicted, reference) == pytest.approx(math.sqrt(5 / 6))
+    assert errors.force_mae(predicted, reference) == pytest.approx(3 / 6)
+    assert errors.force_rmse(predicted, reference) == pytest.approx(math.sqrt(5 / 6))
 
 
 def test_stress_mae_over_voigt_components():
     predicted = np.array([[0.01, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, -0.03]])
     reference = np.zeros((2, 6))
-    assert metrics.stress_mae(predicted, reference) == pytest.approx(0.04 / 12)
+    assert errors.stress_mae(predicted, reference) == pytest.approx(0.04 / 12)
 
 
 def _frame(symbols, energy_ref, energy_pred, forces_ref, forces_pred, **info):
@@ -75,7 +75,7 @@ def _frames():
 
 
 def test_summary_counts_evaluated_frames_and_averages_errors():
-    row = metrics.summary(metrics.collect(_frames()))
+    row = errors.summary(errors.collect(_frames()))
     assert row["n_frames"] == 3
     assert row["n_evaluated"] == 2
     assert row["energy_mae_ev_per_atom"] == pytest.approx((0.1 + 0.3) / 2)
@@ -86,12 +86,12 @@ def test_summary_counts_evaluated_frames_and_averages_errors():
 
 
 def test_per_element_and_per_substituent_errors():
-    errors = metrics.collect(_frames())
-    by_element = metrics.per_element(errors)
+    collected = errors.collect(_frames())
+    by_element = errors.per_element(collected)
     assert by_element["Sr"] == (1, pytest.approx(0.1))
     assert by_element["Ti"] == (2, pytest.approx(0.6 / 6))
     assert "Nd" not in by_element
-    by_substituent = metrics.per_substituent(errors)
+    by_substituent = errors.per_substituent(collected)
     assert by_substituent["Zr"][:3] == (1, pytest.approx(0.1), pytest.approx(0.3 / 6))
     assert by_substituent["vacancy"][:3] == (1, pytest.approx(0.3), pytest.approx(0.6 / 6))
     assert by_substituent["Zr"][3:] == (pytest.approx(0.1), "raw")
@@ -291,17 +291,17 @@ def test_aligned_energy_direction_by_hand():
     from workflow_scripts.analysis import energy_alignment
 
     fit = energy_alignment.fit_offsets([{"Sr": 1}, {"Ti": 1}], [SR, TI])
-    errors = metrics.collect(
+    collected = errors.collect(
         [_frame(["Sr", "Ti"], -10.0, -10.0 + SR + TI + 0.5, [[0.0] * 3] * 2, [[0.0] * 3] * 2)]
     )
     # VASP-scale prediction on CP2K labels: subtract 2300 -> error 0.5 eV / 2 atoms
-    vasp_on_cp2k = metrics.EnergyScales("VASP", "CP2K", fit)
-    assert metrics.energy_maes(errors, vasp_on_cp2k)["energy_mae_ev_per_atom"] == pytest.approx(
+    vasp_on_cp2k = errors.EnergyScales("VASP", "CP2K", fit)
+    assert errors.energy_maes(collected, vasp_on_cp2k)["energy_mae_ev_per_atom"] == pytest.approx(
         0.25
     )
     # the same numbers read as a CP2K-scale prediction on VASP labels: add 2300 -> 4600.5 / 2
-    cp2k_on_vasp = metrics.EnergyScales("CP2K", "VASP", fit)
-    assert metrics.energy_maes(errors, cp2k_on_vasp)["energy_mae_ev_per_atom"] == pytest.approx(
+    cp2k_on_vasp = errors.EnergyScales("CP2K", "VASP", fit)
+    assert errors.energy_maes(collected, cp2k_on_vasp)["energy_mae_ev_per_atom"] == pytest.approx(
         (2 * (SR + TI) + 0.5) / 2
     )
 

@@ -12,7 +12,7 @@ import pytest
 from ase.io import read, write
 
 from workflow_scripts.config import validate_schema
-from workflow_scripts.mace import evaluate, foundation, metrics, readback, train
+from workflow_scripts.mace import errors, evaluate, foundation, readback, train
 from workflow_scripts.mace.synthetic import emt_bulk_frames, emt_isolated_atoms
 
 ELEMENTS = ("Cu", "Ni", "Al")
@@ -149,11 +149,11 @@ def test_zero_shot_pipeline_energies_equal_the_mace_calculator(run):
 
 
 def test_finetuned_model_beats_its_foundation_on_the_finetuning_test_split(run):
-    before = metrics.summary(
-        metrics.collect(_predict(run, "zero", run["models"] / "foundation.model"))
+    before = errors.summary(
+        errors.collect(_predict(run, "zero", run["models"] / "foundation.model"))
     )
-    after = metrics.summary(
-        metrics.collect(_predict(run, "ft-standard", run["models"] / "ft-standard.model"))
+    after = errors.summary(
+        errors.collect(_predict(run, "ft-standard", run["models"] / "ft-standard.model"))
     )
     assert after["n_evaluated"] == before["n_evaluated"] == 10
     assert after["force_mae_ev_per_a"] < 0.9 * before["force_mae_ev_per_a"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ase.io import read, write
 
-from workflow_scripts.mace import readback, train
+from workflow_scripts.mace import readback, train, train_check, train_command
 from workflow_scripts.mace.synthetic import emt_bulk_frames, emt_isolated_atoms
 
 HYPER = {
@@ -30,7 +30,7 @@ HYPER = {
     "extra_args": [],
     "e0s": "isolated_atoms",
 }
-FILES = train.TrainingFiles(
+FILES = train_command.TrainingFiles(
     train=Path("train.extxyz"),
     valid=Path("valid.extxyz"),
     replay=Path("replay_fps.extxyz"),
@@ -41,7 +41,7 @@ ARCHITECTURE["correlation"] = 2
 
 
 def command(method, hyper=HYPER, files=FILES):
-    return train.build_command(
+    return train_command.build_command(
         "v",
         method,
         files,
@@ -91,9 +91,13 @@ def test_multihead_ema_only_on_request_and_e0s_average_refused():
     with pytest.raises(ValueError, match="average"):
         command("multihead", {**HYPER, "e0s": "average"})
     with pytest.raises(ValueError, match="replay"):
-        command("multihead", files=train.TrainingFiles(train=Path("t"), foundation=Path("f")))
+        command(
+            "multihead", files=train_command.TrainingFiles(train=Path("t"), foundation=Path("f"))
+        )
     with pytest.raises(ValueError, match="replay"):
-        command("multihead", files=train.TrainingFiles(Path("t"), None, Path("mp"), Path("f")))
+        command(
+            "multihead", files=train_command.TrainingFiles(Path("t"), None, Path("mp"), Path("f"))
+        )
 
 
 def test_scratch_has_architecture_and_no_foundation():
@@ -104,7 +108,7 @@ def test_scratch_has_architecture_and_no_foundation():
 
 
 def test_foundation_e0s_and_valid_fraction_when_there_is_no_valid_file():
-    files = train.TrainingFiles(train=Path("omat.extxyz"), foundation=Path("f.model"))
+    files = train_command.TrainingFiles(train=Path("omat.extxyz"), foundation=Path("f.model"))
     args = parsed(command("standard", {**HYPER, "e0s": "foundation"}, files))
     assert args.E0s == "foundation"
     assert args.valid_file is None
@@ -126,14 +130,14 @@ def test_extra_args_cannot_override_guarded_flags():
 
 def test_variant_overrides_and_default_e0s():
     shared = {key: value for key, value in HYPER.items() if key != "e0s"}
-    resolved = train.resolve_hyperparameters(
+    resolved = train_command.resolve_hyperparameters(
         {"method": "standard", "data": "perovs_dopants", "lr": 5e-4, "max_num_epochs": None},
         shared,
     )
     assert resolved["lr"] == 5e-4
     assert resolved["max_num_epochs"] == 20
     assert resolved["e0s"] == "isolated_atoms"
-    omat = train.resolve_hyperparameters({"method": "multihead", "data": "omat24"}, shared)
+    omat = train_command.resolve_hyperparameters({"method": "multihead", "data": "omat24"}, shared)
     assert omat["e0s"] == "foundation"
 
 
@@ -253,30 +257,30 @@ def _outputs(
 
 
 def test_verification_catches_each_silent_change(tmp_path):
-    files = train.TrainingFiles(
+    files = train_command.TrainingFiles(
         train=tmp_path / "t", replay=Path("replay.extxyz"), foundation=tmp_path / "f"
     )
     hyper = dict(HYPER)
-    assert train.verify_training("multihead", hyper, files, _outputs(), {"Cu": -1.5}) == []
-    problems = train.verify_training("multihead", hyper, files, _outputs(lr=1e-4), {})
+    assert train_check.verify_training("multihead", hyper, files, _outputs(), {"Cu": -1.5}) == []
+    problems = train_check.verify_training("multihead", hyper, files, _outputs(lr=1e-4), {})
     assert any("learning rate" in p for p in problems)
     fallback = _outputs(heads=("Default",), multihead=False, pt_file=None)
-    problems = train.verify_training("multihead", hyper, files, fallback, {})
+    problems = train_check.verify_training("multihead", hyper, files, fallback, {})
     assert any("multihead finetuning mode" in p for p in problems)
     assert any("heads" in p for p in problems)
     assert any("pt_head trained on []" in p for p in problems)
-    problems = train.verify_training("multihead", hyper, files, _outputs(), {"Cu": -1.0})
+    problems = train_check.verify_training("multihead", hyper, files, _outputs(), {"Cu": -1.0})
     assert problems == ["E0 of Cu in the model -1.5 != isolated atom -1.0"]
     # mace logs the isolated-atom E0s but stores the foundation's (standard finetuning)
     single = _outputs(heads=("Default",), multihead=False, pt_file=None, stored_e0=-3.0)
-    problems = train.verify_training("standard", hyper, files, single, {"Cu": -1.5})
+    problems = train_check.verify_training("standard", hyper, files, single, {"Cu": -1.5})
     assert problems == [
         "E0 of Z=29 in the model -3.0 != logged -1.5",
         "E0 of Cu in the model -3.0 != isolated atom -1.5",
     ]
     single = _outputs(heads=("Default",), multihead=False, pt_file=None)
-    assert train.verify_training("standard", hyper, files, single, {}) == []
-    assert train.verify_training("standard", hyper, files, _outputs(), {})
+    assert train_check.verify_training("standard", hyper, files, single, {}) == []
+    assert train_check.verify_training("standard", hyper, files, _outputs(), {})
 
 
 RECIPE = {
@@ -354,11 +358,11 @@ def test_study_configs_train_with_their_foundations_recipe(config_file, stress_w
     trained = {n: v for n, v in config["variants"].items() if v["method"] != "zero_shot"}
     assert trained
     for name, variant in trained.items():
-        hyper = train.resolve_hyperparameters(variant, config["mace"]["hyperparameters"])
+        hyper = train_command.resolve_hyperparameters(variant, config["mace"]["hyperparameters"])
         files = (
             FILES
             if variant["data"] == "perovs_dopants"
-            else train.TrainingFiles(
+            else train_command.TrainingFiles(
                 train=Path("t.extxyz"), replay=FILES.replay, foundation=FILES.foundation
             )
         )
@@ -373,12 +377,12 @@ def test_study_configs_train_with_their_foundations_recipe(config_file, stress_w
 
 
 def test_verification_catches_another_weight_or_ema_decay(tmp_path):
-    files = train.TrainingFiles(train=tmp_path / "t", foundation=tmp_path / "f")
+    files = train_command.TrainingFiles(train=tmp_path / "t", foundation=tmp_path / "f")
     single = _outputs(heads=("Default",), multihead=False, pt_file=None)
     single["log"]["weight_decay"] = 5e-7
     hyper = {**RECIPE, "ema": False}
-    problems = train.verify_training("standard", hyper, files, single, {})
+    problems = train_check.verify_training("standard", hyper, files, single, {})
     assert problems == ["weight decay used 5e-07 != requested 1e-08"]
     single["log"].update(weight_decay=1e-8, ema_decay=0.99)
-    problems = train.verify_training("standard", {**RECIPE}, files, single, {})
+    problems = train_check.verify_training("standard", {**RECIPE}, files, single, {})
     assert problems == ["EMA decay used 0.99 != requested 0.99999"]

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts import paths
+from workflow_scripts.cli import setup_logging
 
 log = logging.getLogger("workflow_scripts.dataset_card")
 
@@ -369,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     inputs = {split: getattr(args, split) for split in FILES if getattr(args, split)}
     try:
         counts = build_artefact(

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.cli import setup_logging
+
 log = logging.getLogger("workflow_scripts.host_cells")
 
 
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
     relaxed.add_argument("--out-json", required=True)
     relaxed.add_argument("--out-cif", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     host = read_structure(Path(args.host_json))
     summary = json.loads(Path(args.summary).read_text())
     try:

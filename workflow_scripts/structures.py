@@ -16,8 +16,10 @@ import argparse
 import csv
 import json
 import logging
+import sys
 from pathlib import Path
 
+from workflow_scripts.cli import setup_logging
 from workflow_scripts.defects import DefectSpec, build_defect_structure, write_manifest
 from workflow_scripts.hosts import build_host, host_properties, in_gap_window
 
@@ -163,7 +165,7 @@ def fetch_materials_project(args) -> None:
     fetch_hosts(settings, Path(args.out_folder))
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     host = sub.add_parser("host", help="one host cell with A/B/X roles")
@@ -203,9 +205,10 @@ def main(argv=None) -> None:
     mp.add_argument("--out-folder", required=True)
     mp.set_defaults(func=fetch_materials_project)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args.func(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from workflow_scripts.formatting import format_number
+
 DOPANTS, MPTRJ = "perovs_dopants", "mptrj"
 GAP_MIN_RATIO = 1.1  # finding (a)'s criterion: dopant / MPtrj force MAE, 10 % margin
 HEADER = [
@@ -31,10 +33,6 @@ def _force(table, model: str, test_set: str) -> float:
     if rows.empty:
         return math.nan
     return float(rows.iloc[0]["force_mae_ev_per_a"])
-
-
-def _fmt(value: float, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if math.isfinite(value) else "–"
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -71,12 +69,12 @@ def baseline_rows(table, variants: dict, labellers: dict[str, str]) -> list[list
         rows.append(
             [
                 model,
-                _fmt(dopants),
-                _fmt(mptrj) + (" §" if labellers.get(MPTRJ) == model else ""),
-                _fmt(gap, 2),
+                format_number(dopants, 4),
+                format_number(mptrj, 4) + (" §" if labellers.get(MPTRJ) == model else ""),
+                format_number(gap, 2),
                 verdict,
-                _fmt(to_zero_shot, 2),
-                _fmt(_ratio(dopants, best), 2),
+                format_number(to_zero_shot, 2),
+                format_number(_ratio(dopants, best), 2),
             ]
         )
     return rows

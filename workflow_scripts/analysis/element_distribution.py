@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from workflow_scripts.analysis.common import (
     load_settings,
     write_figure,
 )
+from workflow_scripts.cli import setup_logging
 from workflow_scripts.elements import ATOMIC_NUMBER
 
 log = logging.getLogger(__name__)
@@ -144,7 +146,7 @@ def run(args) -> None:
     log.info("element counts:\n%s", table.to_string(index=False))
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, help="the defect manifest (CSV)")
     parser.add_argument("--hosts-dir", default=paths.HOSTS_DIR, help="holds {host}.json")
@@ -152,9 +154,10 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     run(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ from workflow_scripts.analysis.common import (
     read_frames,
     write_figure,
 )
+from workflow_scripts.cli import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -499,7 +501,7 @@ def run_coverage(args) -> None:
     write_figure(draw_coverage(table, title, note), args.out, table)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sample = sub.add_parser("sample", help="random frames of the MPtrj pool")
@@ -541,9 +543,10 @@ def main(argv=None) -> None:
         cmd.add_argument("--threads", type=int, default=1)
         cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args.func(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ import numpy as np
 
 from workflow_scripts import paths
 from workflow_scripts.analysis.periodic_table import elements_with_u
+from workflow_scripts.cli import setup_logging
 from workflow_scripts.elements import ATOMIC_NUMBER
 
 log = logging.getLogger(__name__)
@@ -495,10 +497,11 @@ def run(args) -> AlignmentFit:
     return fit
 
 
-def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv=None) -> int:
+    setup_logging()
     run(parse_args(argv))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -31,12 +31,14 @@ import argparse
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from workflow_scripts.analysis import plan as analysis_plan
+from workflow_scripts.cli import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -648,11 +650,12 @@ def run(args) -> list[Finding]:
     return findings
 
 
-def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv=None) -> int:
+    setup_logging()
     for finding in run(parse_args(argv)):
         print(f"{finding.id}: {finding.verdict}  {finding.numbers}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from workflow_scripts.analysis.periodic_table import (
     elements_with_u,
     table_position,
 )
+from workflow_scripts.cli import setup_logging
 from workflow_scripts.elements import ATOMIC_NUMBER
 
 log = logging.getLogger(__name__)
@@ -362,7 +364,7 @@ def run_periodic_table(args) -> None:
     log.info("per-element force shift:\n%s", table.to_string(index=False))
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, help_text in (
@@ -382,9 +384,10 @@ def main(argv=None) -> None:
         cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
         cmd.set_defaults(func=func)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args.func(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

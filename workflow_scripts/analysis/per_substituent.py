@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from workflow_scripts.analysis.common import (
     load_settings,
     write_figure,
 )
+from workflow_scripts.cli import setup_logging
 from workflow_scripts.elements import ATOMIC_NUMBER
 from workflow_scripts.mace.metrics import PER_SUBSTITUENT_COLUMNS
 
@@ -184,7 +186,7 @@ def run(args) -> None:
     log.info("per-substituent errors:\n%s", table.to_string(index=False))
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics", required=True, help="the per-substituent metric table (CSV)")
     parser.add_argument("--test-set", default="perovs_dopants")
@@ -192,9 +194,10 @@ def main(argv=None) -> None:
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     run(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import sys
 from pathlib import Path
 
 STYLE = """
@@ -35,7 +36,7 @@ def table_html(csv: Path, title: str, digits: int = 4) -> str:
     )
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     page = sub.add_parser("html", help="CSV -> HTML page")
@@ -47,7 +48,8 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table_html(Path(args.csv), args.title, args.digits))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -102,7 +102,7 @@ def standin_command(
     pool: Path, work_dir: Path, mace_section: dict, device: str, e0s: dict | None = None
 ) -> list[str]:
     """``mace_run_train`` arguments that pretrain the stand-in foundation model."""
-    from workflow_scripts.mace.train import (
+    from workflow_scripts.mace.train_command import (
         TrainingFiles,
         architecture_arguments,
         common_arguments,
@@ -139,12 +139,9 @@ def pretrain_standin(
     from ase.data import chemical_symbols
 
     from workflow_scripts.mace.readback import output_paths, read_training_outputs
-    from workflow_scripts.mace.train import (
-        TrainingFiles,
-        TrainingMismatch,
-        run_mace_train,
-        verify_training,
-    )
+    from workflow_scripts.mace.train import run_mace_train
+    from workflow_scripts.mace.train_check import TrainingMismatch, verify_training
+    from workflow_scripts.mace.train_command import TrainingFiles
 
     work_dir = out_model.parent / "foundation.work"
     if work_dir.exists():

@@ -11,7 +11,7 @@ import shlex
 from workflow_scripts import paths
 from workflow_scripts.analysis.energy_alignment import FIT_JSON as ALIGNMENT_FIT
 from workflow_scripts.mace.settings import MPTRJ_CP2K, OMAT24, PEROVS_DOPANTS, STANDIN_FOUNDATION
-from workflow_scripts.mace.train import default_e0s
+from workflow_scripts.mace.train_command import default_e0s
 
 METRIC_TABLES = ("table1_force_mae", "tableA1", "per_element_force_mae", "per_substituent")
 NEVER = "(?!)"  # a wildcard pattern that matches nothing
@@ -112,7 +112,7 @@ def prediction_files(models, test_sets) -> list[str]:
 
 
 def _guarded(arguments, key: str) -> list[str]:
-    from workflow_scripts.mace.train import GUARDED_FLAGS
+    from workflow_scripts.mace.train_command import GUARDED_FLAGS
 
     flags = [argument.lstrip("-").split("=", 1)[0] for argument in arguments]
     return [

@@ -31,7 +31,6 @@ _TRAIN_FILE = re.compile(r"DEBUG: Loading training file: (.+)$")
 _CONFIG_ITEM = r"{key}=('[^']*'|None)"
 _PRETRAIN = re.compile(r"Total number of configurations in pretraining: train=(\d+), valid=(\d+)")
 _MACE_VERSION = re.compile(r"INFO: MACE version: (\S+)")
-_DEVICE = re.compile(r"INFO: Using (CPU|GPU|CUDA|cuda.*|XPU)$")
 
 
 def output_paths(work_dir: str | Path, name: str, seed: int) -> dict[str, Path]:

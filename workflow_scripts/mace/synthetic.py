@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-LABEL_KEYS = ("REF_energy", "REF_forces", "REF_stress")
-
 
 def _label(atoms, label_scale: float, with_stress: bool) -> None:
     from ase.calculators.emt import EMT

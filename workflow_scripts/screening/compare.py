@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.formatting import format_number
 from workflow_scripts.screening import formation
 
 MODES = ("relaxed", "at_dft_geometry")
@@ -179,12 +180,6 @@ def compare(dft_rows, entries, structures: dict, model_tables: dict) -> tuple[li
     return values, comparison
 
 
-def _fmt(value, digits=3) -> str:
-    if isinstance(value, str):
-        return value
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def markdown(comparison: list[dict], run_label: str) -> str:
     header = ["Model", "Subset", "Defects", "E_f MAE (eV)", "max |error| (eV)", "ρ (rankings)"]
     header += ["Site agreement (choices)", "Model time (s)", "DFT time (s)"]
@@ -209,12 +204,12 @@ def markdown(comparison: list[dict], run_label: str) -> str:
                     row["model"],
                     row["subset"],
                     str(row["n_defects"]),
-                    _fmt(row["ef_mae_ev"]),
-                    _fmt(row["ef_max_error_ev"]),
-                    f"{_fmt(row['spearman_rho'], 2)} ({row['n_rankings']})",
-                    f"{_fmt(row['site_agreement_pct'], 0)} % ({row['n_site_choices']})",
-                    _fmt(row["model_seconds"], 1),
-                    _fmt(row["dft_seconds"], 1),
+                    format_number(row["ef_mae_ev"]),
+                    format_number(row["ef_max_error_ev"]),
+                    f"{format_number(row['spearman_rho'], 2)} ({row['n_rankings']})",
+                    f"{format_number(row['site_agreement_pct'], 0)} % ({row['n_site_choices']})",
+                    format_number(row["model_seconds"], 1),
+                    format_number(row["dft_seconds"], 1),
                 ]
             )  # fmt: skip
             + " |"

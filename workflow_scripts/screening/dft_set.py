@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from workflow_scripts.analysis.common import parse_pairs
 from workflow_scripts.screening import formation
 
 CONVERGED = "converged"
@@ -42,19 +43,15 @@ POTENTIAL_COLUMNS = [
 ]  # fmt: skip
 
 
-def parse_pairs(values: list[str], flag: str) -> dict[str, Path]:
-    pairs = {}
-    for value in values:
-        key, sep, path = value.partition("=")
-        if not sep:
-            raise SystemExit(f"{flag}: expected KEY=PATH, got {value!r}")
-        pairs[key] = Path(path)
-    return pairs
+def summary_paths(values: list[str], flag: str) -> dict[str, Path]:
+    """``KEY=PATH`` arguments of a repeated flag as paths."""
+    return {key: Path(path) for key, path in parse_pairs(values, flag).items()}
 
 
 def relaxation(summary_path: Path):
     """(summary, initial frame, final frame) of one CP2K job (frames None when not usable)."""
-    from workflow_scripts.cp2k.trajectory import stitch, to_atoms
+    from workflow_scripts.cp2k.labelled_frames import to_atoms
+    from workflow_scripts.cp2k.trajectory import stitch
 
     summary = json.loads(summary_path.read_text())
     if summary.get("status") not in USABLE:
@@ -171,9 +168,9 @@ def main(argv=None) -> int:
     held_out = set(args.held_out)
     entries, frames, inputs = collect(
         args.manifest,
-        parse_pairs(args.defect, "--defect"),
-        parse_pairs(args.host, "--host"),
-        parse_pairs(args.reference, "--reference"),
+        summary_paths(args.defect, "--defect"),
+        summary_paths(args.host, "--host"),
+        summary_paths(args.reference, "--reference"),
         held_out,
     )
     energies, potentials = formation.formation_rows(
