@@ -10,7 +10,7 @@ import pytest
 from ase import Atoms
 from threadpoolctl import threadpool_limits
 
-from workflow_scripts.analysis import embeddings
+from workflow_scripts.analysis import embedding_figures, embeddings, structure_sets
 
 MODELS = {"pretrained": "found", "standard": "ft-std", "multihead": "ft-mh"}
 INITIAL = "perovs_dopants_initial"
@@ -44,7 +44,7 @@ def test_sample_draws_distinct_pool_frames_without_isolated_atoms(tmp_path):
     isolated = Atoms("O", cell=[12] * 3, pbc=False)
     isolated.info.update({"REF_energy": -430.0, "config_type": "IsolatedAtom"})
     ase.io.write(pool, [isolated, *frames[:5], isolated, *frames[5:]], format="extxyz")
-    assert len(embeddings.frame_offsets(pool)) == 10
+    assert len(structure_sets.frame_offsets(pool)) == 10
 
     out = tmp_path / "sample.extxyz"
     embeddings.main(
@@ -61,10 +61,10 @@ def test_sample_draws_distinct_pool_frames_without_isolated_atoms(tmp_path):
         np.testing.assert_allclose(atoms.positions, original.positions)
 
     again = tmp_path / "again.extxyz"
-    embeddings.sample_frames(pool, again, 4, 3)
+    structure_sets.sample_frames(pool, again, 4, 3)
     assert again.read_bytes() == out.read_bytes()
     everything = tmp_path / "all.extxyz"
-    assert embeddings.sample_frames(pool, everything, 100, 0) == 10
+    assert structure_sets.sample_frames(pool, everything, 100, 0) == 10
 
 
 def _trajectory(path, steps, unconverged=()):
@@ -98,7 +98,7 @@ def test_initial_structures_are_the_step_0_frame_of_every_trajectory(tmp_path, c
     assert initial[1].info["REF_energy"] == fe[0].info["REF_energy"]
     assert "no converged step-0 frame in 2 trajectories" in caplog.text
     with pytest.raises(ValueError, match="step-0 frame"):
-        embeddings.initial_frames([root / "SrTiO3" / "vac_B.extxyz"], tmp_path / "none.extxyz")
+        structure_sets.initial_frames([root / "SrTiO3" / "vac_B.extxyz"], tmp_path / "none.extxyz")
 
 
 def _write_descriptors(tmp_path, shift_dopants=0.0):
@@ -232,10 +232,10 @@ def test_energy_error_colours_follow_the_array():
     import matplotlib.pyplot as plt
 
     errors = np.array([0.0, 0.02, np.nan, 0.08])
-    norm, cmap = embeddings.energy_error_scale(errors)
+    norm, cmap = embedding_figures.energy_error_scale(errors)
     assert (norm.vmin, norm.vmax) == (0.0, 0.08)
     fig, ax = plt.subplots()
-    embeddings.draw_energy_errors(ax, [0, 1, 2, 3], [0, 1, 2, 3], errors, norm, cmap)
+    embedding_figures.draw_energy_errors(ax, [0, 1, 2, 3], [0, 1, 2, 3], errors, norm, cmap)
     fig.canvas.draw()
     points = ax.collections[0]
     np.testing.assert_array_equal(points.get_array().filled(np.nan), errors)

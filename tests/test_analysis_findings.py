@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.analysis import findings
+from workflow_scripts.analysis import findings, findings_checks, findings_criteria
 
 VARIANTS = {
     "MACE-MP-0b3": {"method": "zero_shot"},
@@ -181,7 +181,7 @@ def test_missing_variants_files_and_test_sets_are_not_computed():
     assert rows["h"].verdict.startswith("not computed (no force-shift summary")
     assert rows["i"].verdict == "not computed (no descriptors directory given)"
     assert rows["j"].verdict.startswith("not computed (no multihead variant")
-    assert rows["d"].numbers == "" and rows["d"].criterion == findings.CRITERIA["d"]
+    assert rows["d"].numbers == "" and rows["d"].criterion == findings_criteria.CRITERIA["d"]
 
     without_mptrj = table[table["test_set"] != "mptrj"]
     rows = by_id(findings.check_all(without_mptrj, variants, LR))
@@ -193,35 +193,35 @@ def test_missing_variants_files_and_test_sets_are_not_computed():
 
 
 def test_learning_rate_pair_uses_the_default_lr():
-    roles = findings.finding_models(VARIANTS, LR)
+    roles = findings_criteria.finding_models(VARIANTS, LR)
     assert roles["lr_low"] == "ft-dopants-standard"
     assert roles["lr_high"] == "ft-dopants-standard-lr5e-4"
     assert roles["scratch"] == "scratch-dopants"
     assert roles["mptrj_cp2k"] == "ft-mptrj-cp2k-standard"
     assert roles["multihead"] == "ft-dopants-multihead"  # not the OMat24 one
-    assert findings.finding_models(VARIANTS, 5e-4)["lr_low"] is None  # both 5e-4: no pair
+    assert findings_criteria.finding_models(VARIANTS, 5e-4)["lr_low"] is None  # both 5e-4: no pair
 
 
 def test_cka_is_one_for_identical_and_rotated_sets_and_lower_otherwise():
     x = np.random.default_rng(3).normal(size=(100, 6))
-    assert findings.linear_cka(x, x) == pytest.approx(1.0)
-    assert findings.linear_cka(x, x @ rotation(6, 4)) == pytest.approx(1.0)
-    assert findings.linear_cka(x, 3.0 * x @ rotation(6, 5) + 7.0) == pytest.approx(1.0)
+    assert findings_checks.linear_cka(x, x) == pytest.approx(1.0)
+    assert findings_checks.linear_cka(x, x @ rotation(6, 4)) == pytest.approx(1.0)
+    assert findings_checks.linear_cka(x, 3.0 * x @ rotation(6, 5) + 7.0) == pytest.approx(1.0)
     unrelated = np.random.default_rng(4).normal(size=(100, 6))
-    assert findings.linear_cka(x, unrelated) < 0.3
+    assert findings_checks.linear_cka(x, unrelated) < 0.3
     with pytest.raises(ValueError, match="same structures"):
-        findings.linear_cka(x, x[:-1])
+        findings_checks.linear_cka(x, x[:-1])
 
 
 def test_nearest_neighbour_ratio_of_a_known_layout():
     # reference: 10 points 1 apart on a line (within-set NN distance 1 for every point)
     reference = np.column_stack([np.arange(10.0), np.zeros(10)])
     points = np.array([[-3.0, 0.0], [12.0, 0.0], [4.5, 4.0]])  # NN distances 3, 3, 4.03
-    result = findings.nn_distance_ratio(points, reference)
+    result = findings_checks.nn_distance_ratio(points, reference)
     assert result.median_within_reference == pytest.approx(1.0)
     assert result.median_to_reference == pytest.approx(3.0)
     assert result.ratio == pytest.approx(3.0)
-    inside = findings.nn_distance_ratio(np.array([[4.0, 0.25]]), reference)
+    inside = findings_checks.nn_distance_ratio(np.array([[4.0, 0.25]]), reference)
     assert inside.ratio == pytest.approx(0.25)
 
 

@@ -6,6 +6,7 @@ import pytest
 from ase import Atoms
 from ase.io import write
 
+from workflow_scripts.analysis import alignment_fit
 from workflow_scripts.analysis import energy_alignment as ea
 
 # offsets (eV per atom of the element): E_VASP = E_CP2K + sum n_Z delta_Z
@@ -38,7 +39,7 @@ FULL_RANK = [
 
 def test_fit_recovers_known_offsets_exactly_with_full_rank_compositions():
     frames = [_frame(c) for c in FULL_RANK]
-    fit = ea.fit_frames(frames, source="synthetic")
+    fit = alignment_fit.fit_frames(frames, source="synthetic")
     assert fit.full_rank and fit.status == "determined"
     assert fit.elements == ["O", "Ti", "Br", "Sr", "Ba"]  # by atomic number
     for element, delta in DELTA.items():
@@ -59,13 +60,13 @@ def test_fit_recovers_known_offsets_exactly_with_full_rank_compositions():
 def test_residual_mae_reports_how_well_per_element_offsets_hold():
     noise = [0.4, -0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, -0.2]
     comps = FULL_RANK + [{"Sr": 1, "Ti": 1, "O": 3}, {"Ba": 1, "Ti": 1, "O": 3}]
-    fit = ea.fit_frames([_frame(c, noise=n) for c, n in zip(comps, noise, strict=True)])
+    fit = alignment_fit.fit_frames([_frame(c, noise=n) for c, n in zip(comps, noise, strict=True)])
     assert 0 < fit.residual_mae < 0.1 and fit.residual_max < 0.1
 
 
 def test_an_element_without_data_is_refused_with_its_name():
-    fit = ea.fit_frames([_frame(c) for c in FULL_RANK])
-    with pytest.raises(ea.AlignmentError, match="Nd not covered") as error:
+    fit = alignment_fit.fit_frames([_frame(c) for c in FULL_RANK])
+    with pytest.raises(alignment_fit.AlignmentError, match="Nd not covered") as error:
         fit.shift(["Sr", "Ti", "O", "Nd"])
     assert error.value.uncovered == ["Nd"]
     shifts, status = ea.alignment_status([["Sr", "Nd"], ["Sr", "O"]], ea.VASP, ea.CP2K, fit)
@@ -77,7 +78,7 @@ def test_rank_deficient_fit_flags_elements_and_aligns_only_determined_compositio
     # only SrTiO3 and SrO: no single offset is determined, but combinations in their span are
     frames = [_frame({"Sr": 1, "Ti": 1, "O": 3}), _frame({"Sr": 2, "Ti": 2, "O": 6})]
     frames.append(_frame({"Sr": 1, "O": 1}))
-    fit = ea.fit_frames(frames)
+    fit = alignment_fit.fit_frames(frames)
     assert fit.rank == 2 and not fit.full_rank
     assert fit.status.startswith("rank-deficient")
     assert [fit.determined(el) for el in ("O", "Ti", "Sr")] == [False, False, False]
@@ -88,7 +89,7 @@ def test_rank_deficient_fit_flags_elements_and_aligns_only_determined_compositio
     )
     # TiO2 = SrTiO3 - SrO lies in the span: determined although no element alone is
     assert fit.shift(["Ti", "O", "O"]) == pytest.approx(DELTA["Ti"] + 2 * DELTA["O"], abs=1e-8)
-    with pytest.raises(ea.AlignmentError, match="not determined") as error:
+    with pytest.raises(alignment_fit.AlignmentError, match="not determined") as error:
         fit.shift(["Ti", "O"])
     assert error.value.undetermined == ["O", "Ti"]
     _, status = ea.alignment_status([["Ti", "O"]], ea.CP2K, ea.VASP, fit)
@@ -102,12 +103,12 @@ def test_frames_with_hubbard_u_are_left_out():
     clean = [_frame(c) for c in FULL_RANK]
     # Fe with O: PBE+U in MPtrj, and a wrong offset to prove it is not used
     with_u = _frame({"Fe": 2, "O": 3}, noise=50.0)
-    fit = ea.fit_frames(clean + [with_u])
+    fit = alignment_fit.fit_frames(clean + [with_u])
     assert "Fe" not in fit.elements
     assert fit.n_frames == len(clean) and fit.n_frames_excluded_u == 1
     assert fit.delta[fit.elements.index("O")] == pytest.approx(DELTA["O"], abs=1e-9)
     # Fe without O or F carries no U: it is fitted
-    fit = ea.fit_frames(clean + [_frame({"Fe": 2}), with_u])
+    fit = alignment_fit.fit_frames(clean + [_frame({"Fe": 2}), with_u])
     assert fit.delta[fit.elements.index("Fe")] == pytest.approx(100.0, abs=1e-9)
 
 
@@ -117,13 +118,13 @@ def test_cli_writes_csv_and_json_that_load_back(tmp_path):
     out = tmp_path / "metrics" / "energy_alignment.csv"
     ea.main(["fit", "--reference", str(reference), "--out", str(out)])
     table = pd.read_csv(out)
-    assert list(table.columns) == list(ea.CSV_COLUMNS)
+    assert list(table.columns) == list(alignment_fit.CSV_COLUMNS)
     row = table.set_index("element").loc["Ti"]
     assert row["delta_ev"] == pytest.approx(DELTA["Ti"], abs=1e-9)
     assert row["n_frames_in_fit"] == 4 and bool(row["determined"])
     assert (table["fit_n_frames_excluded_u"] == 1).all()
     assert (table["fit_residual_mae_ev_per_atom"] < 1e-9).all()
-    fit = ea.load_fit(out)  # the JSON beside the CSV
+    fit = alignment_fit.load_fit(out)  # the JSON beside the CSV
     assert fit.shift(["Ba", "Br", "Br"]) == pytest.approx(DELTA["Ba"] + 2 * DELTA["Br"])
     assert "Ni" not in fit.elements
 
@@ -159,7 +160,7 @@ def test_model_and_label_scales_follow_the_training_data():
 def test_embedding_map_energy_errors_are_aligned_across_codes_and_raw_within(tmp_path):
     from workflow_scripts.analysis import embeddings
 
-    fit = ea.fit_frames([_frame(c) for c in FULL_RANK])
+    fit = alignment_fit.fit_frames([_frame(c) for c in FULL_RANK])
     frames = []
     for symbols, error in ((["Sr", "Ti", "O", "O", "O"], 0.5), (["Sr", "Nd"], 0.1)):
         atoms = Atoms(symbols, positions=np.arange(3 * len(symbols)).reshape(-1, 3) * 1.5)

@@ -9,6 +9,7 @@ import pytest
 from ase import Atoms
 from ase.io import write
 
+from workflow_scripts.analysis import alignment_fit
 from workflow_scripts.mace import errors, metrics
 
 
@@ -192,12 +193,11 @@ SR, TI, OX = 800.0, 1500.0, 400.0
 
 
 def _alignment_fit(tmp_path):
-    from workflow_scripts.analysis import energy_alignment
 
     compositions = [{"Sr": 1}, {"Ti": 1}, {"O": 2}, {"Sr": 1, "Ti": 1, "O": 3}]
     differences = [SR, TI, 2 * OX, SR + TI + 3 * OX]
-    fit = energy_alignment.fit_offsets(compositions, differences, source="synthetic")
-    return energy_alignment.write_fit(fit, tmp_path / "energy_alignment.csv")
+    fit = alignment_fit.fit_offsets(compositions, differences, source="synthetic")
+    return alignment_fit.write_fit(fit, tmp_path / "energy_alignment.csv")
 
 
 def _energy_frames(path, energies, symbols=("Sr", "Ti"), substituents=None):
@@ -288,9 +288,8 @@ def test_cross_code_cells_use_aligned_energies_and_within_code_cells_raw(tmp_pat
 
 
 def test_aligned_energy_direction_by_hand():
-    from workflow_scripts.analysis import energy_alignment
 
-    fit = energy_alignment.fit_offsets([{"Sr": 1}, {"Ti": 1}], [SR, TI])
+    fit = alignment_fit.fit_offsets([{"Sr": 1}, {"Ti": 1}], [SR, TI])
     collected = errors.collect(
         [_frame(["Sr", "Ti"], -10.0, -10.0 + SR + TI + 0.5, [[0.0] * 3] * 2, [[0.0] * 3] * 2)]
     )

@@ -330,7 +330,7 @@ def _pool_of(tmp_path, formulas):
 def test_cp2k_subset_is_stratified_so_every_dataset_element_is_determined(tmp_path):
     from collections import Counter
 
-    from workflow_scripts.analysis.energy_alignment import fit_offsets
+    from workflow_scripts.analysis.alignment_fit import fit_offsets
 
     # mostly SrTiO3: a random pick of 5 rarely separates Sr, Ti, O and never sees Ba often
     formulas = ["SrTiO3"] * 60 + ["SrO", "TiO2", "Ba", "BaTiO3", "Fe2O3", "FeS", "S8", "KBr"]

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 
@@ -39,99 +38,16 @@ import numpy as np
 
 from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
-    DATASET_COLOURS,
-    add_source_note,
-    apply_style,
     load_settings,
     parse_pairs,
     read_frames,
     write_figure,
 )
+from workflow_scripts.analysis.embedding_figures import draw_coverage, draw_maps
+from workflow_scripts.analysis.structure_sets import initial_frames, sample_frames
 from workflow_scripts.cli import setup_logging
 
 log = logging.getLogger(__name__)
-
-ROLE_TITLES = {
-    "pretrained": "pretrained",
-    "standard": "standard finetuning",
-    "multihead": "multihead finetuning",
-}
-_ISOLATED_ATOM = re.compile(rb"config_type=\"?IsolatedAtom\b")
-
-
-# --- the MPtrj sample ------------------------------------------------------------------------
-
-
-def frame_offsets(path: Path) -> list[int]:
-    """Byte offset of every frame of an extxyz file except ``IsolatedAtom`` frames.
-
-    Reads only the atom-count and comment lines' text, so a pool of millions of frames is
-    indexed without parsing it.
-    """
-    offsets = []
-    with open(path, "rb") as handle:
-        while True:
-            start = handle.tell()
-            count_line = handle.readline()
-            if not count_line.strip():
-                if not count_line:
-                    break
-                continue
-            n_atoms = int(count_line)
-            comment = handle.readline()
-            for _ in range(n_atoms):
-                handle.readline()
-            if not _ISOLATED_ATOM.search(comment):
-                offsets.append(start)
-    return offsets
-
-
-def sample_frames(pool: Path, out: Path, size: int, seed: int) -> int:
-    """Copy ``size`` frames chosen at random (seeded, pool order kept) into ``out``."""
-    offsets = frame_offsets(pool)
-    if not offsets:
-        raise ValueError(f"{pool}: no frames to sample")
-    chosen = np.sort(
-        np.random.default_rng(seed).choice(len(offsets), min(size, len(offsets)), replace=False)
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(pool, "rb") as source, open(out, "wb") as target:
-        for index in chosen:
-            source.seek(offsets[index])
-            n_atoms = int(source.readline())
-            target.write(f"{n_atoms}\n".encode())
-            for _ in range(n_atoms + 1):
-                target.write(source.readline())
-    log.info("sampled %d of %d frames of %s", len(chosen), len(offsets), pool)
-    return len(chosen)
-
-
-# --- the initial structures of the Perovs-Dopants relaxations ------------------------------
-
-
-def initial_frames(trajectories: list[Path], out: Path) -> int:
-    """Copy the initial structure (``step`` 0, SCF converged) of every trajectory into
-    ``out``, as text, in sorted path order; trajectories without one are logged and left out.
-    """
-    from workflow_scripts.reference.extxyz import iter_raw_frames
-
-    texts, missing = [], []
-    for path in sorted(map(str, trajectories)):
-        for frame in iter_raw_frames(path):
-            info = frame.info()
-            if int(info.get("step", -1)) == 0 and info.get("scf_converged") is not False:
-                texts.append(frame.text)
-                break
-        else:
-            missing.append(path)
-    if missing:
-        log.warning("no converged step-0 frame in %d trajectories: %s", len(missing), missing)
-    if not texts:
-        raise ValueError(f"none of {len(trajectories)} trajectories has a step-0 frame")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(texts), encoding="utf-8")
-    log.info("initial structures of %d of %d trajectories", len(texts), len(trajectories))
-    return len(texts)
 
 
 # --- descriptors, errors, projections ------------------------------------------------------
@@ -307,148 +223,6 @@ def coverage_table(
     return table
 
 
-# --- figures -----------------------------------------------------------------------------
-
-
-def dataset_styles(keys: list[str]) -> dict[str, dict]:
-    """Colour and marker per data set: diamonds for the last one (Perovs-Dopants), drawn on
-    top, dots for the others."""
-    fallback = ["#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
-    return {
-        key: {
-            "color": DATASET_COLOURS.get(key, fallback[index % len(fallback)]),
-            "marker": "D" if index == len(keys) - 1 else "o",
-        }
-        for index, key in enumerate(keys)
-    }
-
-
-def _scatter_by_dataset(ax, part, x, y, styles, faded=False):
-    """Points of each data set of ``part`` in its style, in the order of ``styles``."""
-    for key, style in styles.items():
-        points = part[part["dataset_key"] == key]
-        if len(points):
-            size = 14 if style["marker"] == "D" else 8
-            ax.scatter(
-                points[x], points[y], s=size, alpha=0.25 if faded else 0.6, linewidths=0, **style
-            )
-
-
-def _legend(fig_or_ax, table, styles, **kwargs):
-    """One entry per data set: its name and number of structures."""
-    from matplotlib.lines import Line2D
-
-    first_model = table[table["model"] == table["model"].iloc[0]]
-    handles, labels = [], []
-    for key, style in styles.items():
-        points = first_model[first_model["dataset_key"] == key]
-        handles.append(Line2D([], [], ls="", markersize=8, **style))
-        labels.append(f"{points['dataset'].iloc[0]} (n = {len(points)})")
-    return fig_or_ax.legend(handles, labels, **kwargs)
-
-
-def energy_error_scale(errors):
-    """Colour scale of the energy errors: 0 to the largest error (eV/atom), ``plasma``."""
-    import matplotlib as mpl
-
-    errors = np.asarray(errors, dtype=float)
-    errors = errors[np.isfinite(errors)]
-    norm = mpl.colors.Normalize(0.0, float(errors.max()) if len(errors) else 1.0)
-    return norm, mpl.colormaps["plasma"]
-
-
-def draw_energy_errors(ax, x, y, errors, norm, cmap) -> None:
-    """Points at (x, y) as diamonds coloured by their energy error (eV/atom)."""
-    ax.scatter(
-        x,
-        y,
-        s=18,
-        marker="D",
-        c=np.asarray(errors, dtype=float),
-        cmap=cmap,
-        norm=norm,
-        edgecolors="black",
-        linewidths=0.3,
-    )
-
-
-def _label_axes(ax, method: str) -> None:
-    import matplotlib as mpl
-
-    ax.set_xlabel(f"{method} 1 (unitless)")
-    ax.set_ylabel(f"{method} 2 (unitless)")
-    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(5))
-
-
-def draw_maps(table, error_dataset: str, title: str, note: str):
-    """Fig. 2: t-SNE (top) and PHATE (bottom), one column per model."""
-    import matplotlib as mpl
-
-    plt = apply_style()
-    roles = list(dict.fromkeys(table["model_role"]))
-    styles = dataset_styles(list(dict.fromkeys(table["dataset_key"])))
-    others = {key: style for key, style in styles.items() if key != error_dataset}
-    fig, axes = plt.subplots(
-        2, len(roles), figsize=(5.2 * len(roles) + 1.2, 10.5), squeeze=False, layout="constrained"
-    )
-    errors = table["energy_error_ev_per_atom"].dropna()
-    norm, cmap = energy_error_scale(errors)
-    for column, role in enumerate(roles):
-        part = table[table["model_role"] == role]
-        tsne_ax, phate_ax = axes[0, column], axes[1, column]
-        _scatter_by_dataset(tsne_ax, part, "tsne_1", "tsne_2", styles)
-        tsne_ax.set_title(f"{ROLE_TITLES.get(role, role)}\n{part['model'].iloc[0]}")
-        _label_axes(tsne_ax, "t-SNE")
-        with_errors = part[part["energy_error_ev_per_atom"].notna()]
-        if len(with_errors):
-            _scatter_by_dataset(phate_ax, part, "phate_1", "phate_2", others, faded=True)
-            draw_energy_errors(
-                phate_ax,
-                with_errors["phate_1"],
-                with_errors["phate_2"],
-                with_errors["energy_error_ev_per_atom"],
-                norm,
-                cmap,
-            )
-            name = with_errors["dataset"].iloc[0]
-            phate_ax.set_title(f"PHATE, {name} coloured by |energy error|", fontsize=10.5)
-        else:
-            _scatter_by_dataset(phate_ax, part, "phate_1", "phate_2", styles)
-            phate_ax.set_title("PHATE, coloured by data set", fontsize=10.5)
-        _label_axes(phate_ax, "PHATE")
-    if len(errors):
-        bar = fig.colorbar(
-            mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[1, :], shrink=0.9, pad=0.01
-        )
-        bar.set_label("|energy error| (eV/atom)")
-    # the legend, titled with the figure title, stands in for a suptitle (they would overlap)
-    _legend(
-        fig,
-        table,
-        styles,
-        loc="outside upper center",
-        ncol=len(styles),
-        title=title,
-        title_fontsize=13,
-        frameon=False,
-    )
-    add_source_note(fig, note)
-    return fig
-
-
-def draw_coverage(table, title: str, note: str):
-    """Fig. 3b: one t-SNE map coloured by data set."""
-    plt = apply_style()
-    styles = dataset_styles(list(dict.fromkeys(table["dataset_key"])))
-    fig, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
-    _scatter_by_dataset(ax, table, "tsne_1", "tsne_2", styles)
-    _legend(ax, table, styles, loc="best")
-    _label_axes(ax, "t-SNE")
-    ax.set_title(title)
-    add_source_note(fig, note)
-    return fig
-
-
 # --- CLI -----------------------------------------------------------------------------------
 
 
@@ -461,7 +235,7 @@ def run_initial(args) -> None:
 
 
 def load_fit(path):
-    from workflow_scripts.analysis.energy_alignment import load_fit as load
+    from workflow_scripts.analysis.alignment_fit import load_fit as load
 
     return load(path)
 

@@ -237,6 +237,41 @@ def draw_density(histograms, summary, title: str, note: str, label_source: str):
     return fig
 
 
+_U_COLOUR = "#1F3B99"
+
+
+def _element_cell(ax, symbol, y, column, values, norm, cmap) -> None:
+    """One element's cell: coloured by its mean |ΔF|, outlined when it carries a Hubbard U."""
+    from matplotlib.patches import Rectangle
+
+    has_data = symbol in values.index
+    value = values.loc[symbol, "mean_abs_force_diff_ev_per_a"] if has_data else None
+    face = cmap(norm(value)) if has_data else "#F2F2F2"
+    with_u = has_data and bool(values.loc[symbol, "carries_hubbard_u"])
+    ax.add_patch(
+        Rectangle(
+            (column - 0.46, y - 0.46),
+            0.92,
+            0.92,
+            facecolor=face,
+            edgecolor=_U_COLOUR if with_u else "0.6",
+            lw=3.2 if with_u else 0.6,
+        )
+    )
+    dark = has_data and norm(value) > 0.6
+    text_colour = "white" if dark else ("black" if has_data else "0.6")
+    weight = "bold" if has_data else "normal"
+    ax.text(
+        column, y - 0.16, symbol, ha="center", va="center", fontsize=12, fontweight=weight,
+        color=text_colour,
+    )  # fmt: skip
+    if has_data:
+        ax.text(
+            column, y + 0.2, f"{value:.3g}", ha="center", va="center", fontsize=9.5,
+            color=text_colour,
+        )  # fmt: skip
+
+
 def draw_periodic_table(table, title: str, note: str, label_source: str = "VASP"):
     """Fig. A1: mean |ΔF| per element, cells of elements with a Hubbard U outlined."""
     import matplotlib as mpl
@@ -250,45 +285,9 @@ def draw_periodic_table(table, title: str, note: str, label_source: str = "VASP"
     vmax = float(values["mean_abs_force_diff_ev_per_a"].max()) or 1.0
     norm = mpl.colors.Normalize(vmin=0.0, vmax=vmax)
     cmap = mpl.colormaps["YlOrRd"]
-    u_colour = "#1F3B99"
     for symbol, (row, column) in all_positions().items():
         y = row - 0.5 if row > 7 else row  # f-block rows closer to the main table
-        has_data = symbol in values.index
-        value = values.loc[symbol, "mean_abs_force_diff_ev_per_a"] if has_data else None
-        face = cmap(norm(value)) if has_data else "#F2F2F2"
-        with_u = has_data and bool(values.loc[symbol, "carries_hubbard_u"])
-        ax.add_patch(
-            Rectangle(
-                (column - 0.46, y - 0.46),
-                0.92,
-                0.92,
-                facecolor=face,
-                edgecolor=u_colour if with_u else "0.6",
-                lw=3.2 if with_u else 0.6,
-            )
-        )
-        dark = has_data and norm(value) > 0.6
-        text_colour = "white" if dark else ("black" if has_data else "0.6")
-        ax.text(
-            column,
-            y - 0.16,
-            symbol,
-            ha="center",
-            va="center",
-            fontsize=12,
-            fontweight="bold" if has_data else "normal",
-            color=text_colour,
-        )
-        if has_data:
-            ax.text(
-                column,
-                y + 0.2,
-                f"{value:.3g}",
-                ha="center",
-                va="center",
-                fontsize=9.5,
-                color=text_colour,
-            )
+        _element_cell(ax, symbol, y, column, values, norm, cmap)
     ax.set_xlim(0.45, 18.55)
     ax.set_ylim(10.0, 0.45)
     ax.set_aspect("equal")
@@ -299,7 +298,7 @@ def draw_periodic_table(table, title: str, note: str, label_source: str = "VASP"
         mpl.cm.ScalarMappable(norm=norm, cmap=cmap), cax=bar_ax, orientation="horizontal"
     )
     bar.set_label(f"mean |F({label_source}) − F(CP2K)| per atom (eV/Å)", fontsize=11)
-    ax.add_patch(Rectangle((3.0, 2.0), 0.45, 0.45, facecolor="white", edgecolor=u_colour, lw=3.2))
+    ax.add_patch(Rectangle((3.0, 2.0), 0.45, 0.45, facecolor="white", edgecolor=_U_COLOUR, lw=3.2))
     ax.text(
         3.65,
         2.22,

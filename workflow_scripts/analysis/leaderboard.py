@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.analysis import energy_alignment
+from workflow_scripts.analysis import alignment_fit
 from workflow_scripts.analysis.common import add_source_note, apply_style, parse_pairs, write_figure
 from workflow_scripts.mace import metrics, settings
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     board = build(table, variants, parse_pairs(args.labeller, "--labeller"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     board.to_csv(args.out, index=False)
-    fit = energy_alignment.load_fit(args.energy_alignment) if args.energy_alignment else None
+    fit = alignment_fit.load_fit(args.energy_alignment) if args.energy_alignment else None
     fit_file = str(args.energy_alignment.with_suffix(".csv")) if args.energy_alignment else ""
     text = markdown(board, table, run_label, str(args.table_a1), fit, fit_file)
     args.out.with_suffix(".md").write_text(text)

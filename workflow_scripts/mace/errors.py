@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workflow_scripts.analysis import energy_alignment
+from workflow_scripts.analysis import alignment_fit, energy_alignment
 from workflow_scripts.mace.evaluate import ENERGY_KEY, FORCES_KEY, SKIPPED_KEY, STRESS_KEY
 
 REF_ENERGY, REF_FORCES, REF_STRESS = "REF_energy", "REF_forces", "REF_stress"
@@ -104,7 +104,7 @@ class EnergyScales:
 
     model: str = energy_alignment.CP2K
     label: str = energy_alignment.CP2K
-    fit: energy_alignment.AlignmentFit | None = None
+    fit: alignment_fit.AlignmentFit | None = None
 
 
 def energy_maes(errors: Errors, scales: EnergyScales | None, indices=None) -> dict:

@@ -82,7 +82,7 @@ def aligned_isolated_atom_e0s(
     from ase.data import atomic_numbers
     from ase.io import read
 
-    from workflow_scripts.analysis.energy_alignment import load_fit
+    from workflow_scripts.analysis.alignment_fit import load_fit
 
     elements = sorted({s for atoms in read(pool, ":") for s in atoms.get_chemical_symbols()})
     atoms_e = {a.get_chemical_symbols()[0]: a.info["REF_energy"] for a in read(isolated_atoms, ":")}

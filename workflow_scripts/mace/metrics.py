@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.analysis import energy_alignment
+from workflow_scripts.analysis import alignment_fit, energy_alignment
 from workflow_scripts.formatting import format_number
 from workflow_scripts.mace import settings
 from workflow_scripts.mace.errors import (
@@ -112,7 +112,7 @@ def build_tables(
     labels: list[dict],
     names: dict[str, str],
     model_scales: dict[str, str] | None = None,
-    fit: energy_alignment.AlignmentFit | None = None,
+    fit: alignment_fit.AlignmentFit | None = None,
 ) -> dict:
     """All metric rows: summary (Table A1), per element, per substituent. ``model_scales``:
     model -> energy scale (default: every model on its test sets' scale, i.e. raw)."""
@@ -198,7 +198,7 @@ def energy_cell(row: dict) -> str:
 
 
 def energy_note(
-    summary_rows: list[dict], fit: energy_alignment.AlignmentFit | None, fit_file: str = ""
+    summary_rows: list[dict], fit: alignment_fit.AlignmentFit | None, fit_file: str = ""
 ) -> str:
     """What the energy columns of Table A1 compare: raw, aligned (with which fit), or not."""
     aligned = [r for r in summary_rows if r.get("energy_alignment") == energy_alignment.ALIGNED]
@@ -247,7 +247,7 @@ def write_table_a1(
     summary_rows: list[dict],
     out_dir: Path,
     run_label: str,
-    fit: energy_alignment.AlignmentFit | None = None,
+    fit: alignment_fit.AlignmentFit | None = None,
     fit_file: str = "",
 ) -> None:
     """Energy MAE, force MAE and RMSE, stress MAE per model and test set (Table A1)."""
@@ -286,7 +286,7 @@ def write_tables(
     names: dict[str, str],
     out_dir: Path,
     run_label: str,
-    fit: energy_alignment.AlignmentFit | None = None,
+    fit: alignment_fit.AlignmentFit | None = None,
     fit_file: str = "",
 ) -> None:
     """Table 1 and Table A1 (CSV + Markdown), per-element and per-substituent CSVs."""
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         model: energy_alignment.model_energy_scale(model, variants, head, baselines)
         for model in args.models
     }
-    fit = energy_alignment.load_fit(args.energy_alignment) if args.energy_alignment else None
+    fit = alignment_fit.load_fit(args.energy_alignment) if args.energy_alignment else None
     tables = build_tables(
         args.predictions_dir, args.models, test_sets, labels, names, model_scales, fit
     )
