@@ -13,5 +13,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Log to stderr (the rule's ``log:`` file) in the one format; replaces earlier handlers."""
-    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+    """Log to stderr (the rule's ``log:`` file) in the one format. A no-op when logging is
+    already set up (a test's log capture, a caller's own handlers)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)

@@ -122,11 +122,15 @@ def positions_fixed_by_symmetry(atoms, symprec: float = 1e-3) -> bool:
     mapping it onto itself) leave only the zero displacement invariant. Forces vanish by
     symmetry then, so at a fixed cell a relaxation would only re-evaluate the start (fcc, bcc,
     hcp, diamond: yes; rhombohedral As/Bi and α-Mn have free parameters)."""
+    import warnings
+
     import numpy as np
     import spglib
 
     cell = (np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
-    symmetry = spglib.get_symmetry(cell, symprec=symprec)
+    with warnings.catch_warnings():  # spglib 2.x: a deprecation note about its error handling
+        warnings.simplefilter("ignore", DeprecationWarning)
+        symmetry = spglib.get_symmetry(cell, symprec=symprec)
     for position in cell[1]:
         invariant = []
         for rotation, translation in zip(
