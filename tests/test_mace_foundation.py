@@ -6,7 +6,7 @@ import ast
 import pytest
 from ase import Atoms
 from ase.io import write
-from test_energy_alignment import DELTA, FULL_RANK, _frame
+from test_analysis_energy_alignment import DELTA, FULL_RANK, _frame
 
 from workflow_scripts.analysis import energy_alignment as ea
 from workflow_scripts.config import load_schema, validate_schema
