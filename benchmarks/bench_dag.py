@@ -23,6 +23,8 @@ from pathlib import Path
 import yaml
 from verdict import verdict
 
+from workflow_scripts import paths
+
 REPO = Path(__file__).resolve().parent.parent
 A_ELEMENTS = ["Sr", "Ba", "Ca"]
 B_ELEMENTS = ["Ti", "Zr", "Hf", "Sn", "Ce", "Mo"]
@@ -64,7 +66,7 @@ def mark_complete(workdir: Path, common: tuple[str, ...]) -> None:
     _, summary = snakemake(workdir, "--summary", *common)
     for line in summary.splitlines()[1:]:
         fields = line.split("\t")
-        if len(fields) < 5 or not fields[0].startswith(("results/", "data/")):
+        if len(fields) < 5 or not fields[0].startswith((f"{paths.RESULTS}/", "data/")):
             continue
         path = workdir / fields[0]
         if not path.exists():

@@ -1,12 +1,13 @@
 """MLIP-first DFT (``dft.prerelax``): CP2K force evaluations with and without a pre-relaxation.
 
 Needs a completed demo (``snakemake --profile profiles/demo all``): its defect structures,
-``results/config/dft.json`` and its CP2K relaxations, which are the baseline (force evaluations
-are counts, not timings, so the demo's own runs at the same settings hash are the same-run
-baseline). For each demo defect the structure is relaxed with CHGNet (the registered baseline,
-weights in its wheel; BFGS to ``screening.optimizer.fmax``) and CP2K then relaxes it with the
-demo's settings. Rows: total CP2K force evaluations to convergence with / without, and the
-largest difference of the final energies (meV per cell; both runs must converge).
+dft settings file and its CP2K relaxations (found through ``workflow_scripts.paths``), which are
+the baseline (force evaluations are counts, not timings, so the demo's own runs at the same
+settings hash are the same-run baseline). For each demo defect the structure is relaxed with
+CHGNet (the registered baseline, weights in its wheel; BFGS to ``screening.optimizer.fmax``) and
+CP2K then relaxes it with the demo's settings. Rows: total CP2K force evaluations to convergence
+with / without, and the largest difference of the final energies (meV per cell; both runs must
+converge).
 
     python benchmarks/bench_prerelax.py            # every demo defect
     python benchmarks/bench_prerelax.py --quick    # one defect
@@ -20,15 +21,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+from workflow_scripts import paths
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "results"
 MODEL = "chgnet"
+
+
+def settings_file(section: str) -> str:
+    """The demo run's settings file of one config section."""
+    return str(REPO / paths.fill(paths.SECTION_SETTINGS, section=section))
 
 
 def demo_defects() -> list[tuple[str, str]]:
     """(host, defect) of every demo relaxation that converged (the baseline must converge)."""
     found = []
-    for summary in sorted((RESULTS / "cp2k" / "relax").glob("*/*/summary.json")):
+    pattern = paths.fill(paths.CP2K_RELAX, host="*", defect="*")
+    for summary in sorted(REPO.glob(pattern)):
         host, defect = summary.parent.parent.name, summary.parent.name
         if defect != "pristine" and json.loads(summary.read_text())["status"] == "converged":
             found.append((host, defect))
@@ -39,8 +47,8 @@ def run_cp2k(structure: Path, workdir: Path) -> dict:
     summary = workdir / "summary.json"
     subprocess.run(
         [sys.executable, "-m", "workflow_scripts.cp2k.run", "relax", "--structure",
-         str(structure), "--settings", str(RESULTS / "config" / "dft.json"),
-         "--runtime-settings", str(RESULTS / "config" / "dft_runtime.json"),
+         str(structure), "--settings", settings_file("dft"),
+         "--runtime-settings", str(REPO / paths.DFT_RUNTIME_SETTINGS),
          "--workdir", str(workdir), "--summary", str(summary), "--threads", "2",
          "--mpi-launcher", "none", "--mpi-ranks", "1"],
         check=True, cwd=REPO, capture_output=True, text=True,
@@ -48,13 +56,13 @@ def run_cp2k(structure: Path, workdir: Path) -> dict:
     return json.loads(summary.read_text())
 
 
-def prerelax(structure: Path, out: Path, config_dir: Path) -> dict:
+def prerelax(structure: Path, out: Path) -> dict:
     subprocess.run(
         [sys.executable, "-m", "workflow_scripts.screening.prerelax", "--structure",
          str(structure), "--model-name", MODEL, "--baseline-config",
-         str(config_dir / "baselines" / f"{MODEL}.json"), "--screening-config",
-         str(config_dir / "screening.json"), "--mace-config", str(config_dir / "mace.json"),
-         "--evaluation-config", str(config_dir / "evaluation.json"), "--out", str(out),
+         str(REPO / paths.fill(paths.BASELINE_SETTINGS, model=MODEL)), "--screening-config",
+         settings_file("screening"), "--mace-config", settings_file("mace"),
+         "--evaluation-config", settings_file("evaluation"), "--out", str(out),
          "--threads", "2"],
         check=True, cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
@@ -62,8 +70,7 @@ def prerelax(structure: Path, out: Path, config_dir: Path) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
-    config_dir = RESULTS / "config"
-    if not (config_dir / "baselines" / f"{MODEL}.json").is_file():
+    if not (REPO / paths.fill(paths.BASELINE_SETTINGS, model=MODEL)).is_file():
         raise SystemExit("bench_prerelax needs a completed demo run with the chgnet baseline")
     defects = demo_defects()[:1] if quick else demo_defects()
     without = with_ = 0
@@ -71,10 +78,11 @@ def run(quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for host, defect in defects:
             baseline = json.loads(
-                (RESULTS / "cp2k" / "relax" / host / defect / "summary.json").read_text()
+                (REPO / paths.fill(paths.CP2K_RELAX, host=host, defect=defect)).read_text()
             )
             start = Path(tmp) / f"{host}_{defect}.json"
-            info = prerelax(RESULTS / "structures" / host / f"{defect}.json", start, config_dir)
+            structure = REPO / paths.fill(paths.DEFECT, host=host, defect=defect)
+            info = prerelax(structure, start)
             result = run_cp2k(start, Path(tmp) / f"{host}_{defect}")
             if result["status"] != "converged":
                 notes.append(f"{host}/{defect}: with pre-relaxation CP2K ended {result['status']}")

@@ -150,11 +150,11 @@ rule analysis_embedding_maps:
         mem_mb=8000,
         runtime=120,
     params:
-        predictions_dir=lambda w, input: folder_above(
-            input.predictions, 2, paths.PREDICTIONS_DIR
+        predictions=lambda w: analysis_plan.prediction_flags(
+            analysis_plan.map_prediction_keys(config)
         ),
-        descriptors_dir=lambda w, input: folder_above(
-            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        descriptors=lambda w: analysis_plan.descriptor_flags(
+            analysis_plan.map_descriptor_keys(config)
         ),
         models=lambda w: analysis_plan.model_flags(config),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.MAP_DATASETS),
@@ -172,8 +172,8 @@ rule analysis_embedding_maps:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings maps"
         " --settings {input.settings} {params.models} {params.datasets}"
         " --error-dataset {params.error_dataset} {params.error_roles} {params.energy}"
-        " --descriptors-dir {params.descriptors_dir}"
-        " --predictions-dir {params.predictions_dir} --threads {threads}"
+        " {params.descriptors}"
+        " {params.predictions} --threads {threads}"
         " --out {output.figure} > {log} 2>&1"
 
 
@@ -204,15 +204,15 @@ rule analysis_dataset_coverage:
         mem_mb=4000,
         runtime=60,
     params:
-        descriptors_dir=lambda w, input: folder_above(
-            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        descriptors=lambda w: analysis_plan.descriptor_flags(
+            analysis_plan.coverage_descriptor_keys(config)
         ),
         model=lambda w: analysis_plan.required_model(config, "pretrained"),
         datasets=analysis_plan.dataset_flags(config, analysis_plan.COVERAGE_DATASETS),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.analysis.embeddings coverage"
         " --settings {input.settings} --model {params.model:q} {params.datasets}"
-        " --descriptors-dir {params.descriptors_dir} --threads {threads}"
+        " {params.descriptors} --threads {threads}"
         " --out {output.figure} > {log} 2>&1"
 
 
@@ -244,11 +244,10 @@ rule analysis_element_distribution:
         mem_mb=2000,
         runtime=10,
     params:
-        hosts_dir=lambda w, input: folder_above(input.hosts, 1, paths.HOSTS_DIR),
         dataset=config["dataset"]["name"],
     shell:
         "python -m workflow_scripts.analysis.element_distribution --manifest {input.manifest}"
-        " --hosts-dir {params.hosts_dir} --settings {input.settings}"
+        " --hosts {input.hosts} --settings {input.settings}"
         " --dataset-name {params.dataset:q} --out {output.figure} > {log} 2>&1"
 
 
@@ -314,8 +313,8 @@ rule analysis_findings:
         mem_mb=4000,
         runtime=30,
     params:
-        descriptors_dir=lambda w, input: folder_above(
-            input.descriptors, 2, paths.DESCRIPTORS_DIR
+        descriptors=lambda w: analysis_plan.descriptor_flags(
+            analysis_plan.findings_descriptor_keys(config)
         ),
         force_shift=lambda w, input: (
             f"--force-shift-summary {input.force_shift}" if input.force_shift else ""
@@ -331,7 +330,7 @@ rule analysis_findings:
         " --table-a1 {input.table_a1} {params.force_shift}"
         " --variants-config {input.variants} --mace-config {input.mace}"
         " --analysis-config {input.analysis} --reference-config {input.reference}"
-        " --descriptors-dir {params.descriptors_dir} --config-file {params.config_file:q}"
+        " {params.descriptors} --config-file {params.config_file:q}"
         " {params.labellers} {params.screening} --out {output.table} > {log} 2>&1"
 
 

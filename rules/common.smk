@@ -116,12 +116,6 @@ def _write_if_changed(path, content):
     return str(path)
 
 
-def folder_above(files, levels, default):
-    """The folder ``levels`` above the first of ``files`` (``default`` when there are none),
-    for the scripts that read a folder of per-model files."""
-    return str(Path(files[0]).parents[levels - 1]) if files else default
-
-
 def as_cli_json(value):
     """A value as one shell-quoted JSON argument."""
     return shlex.quote(json.dumps(value, sort_keys=True))

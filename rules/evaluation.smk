@@ -119,15 +119,15 @@ rule mace_metric_tables:
         runtime=60,
     params:
         metrics_dir=lambda w, output: Path(output[0]).parent,
-        predictions_dir=lambda w, input: folder_above(
-            input.predictions, 2, paths.PREDICTIONS_DIR
+        predictions=mace_plan.prediction_flags(
+            model_names(), config["evaluation"]["test_sets"]
         ),
         models=" ".join(shlex.quote(model) for model in model_names()),
         alignment=lambda w, input: (
             f"--energy-alignment {input.alignment}" if input.alignment else ""
         ),
     shell:
-        "python -m workflow_scripts.mace.metrics tables --predictions-dir {params.predictions_dir}"
+        "python -m workflow_scripts.mace.metrics tables {params.predictions}"
         " --models {params.models} --variants-config {input.variants}"
         " --evaluation-config {input.evaluation} --baselines-config {input.baselines}"
         " --dataset-config {input.dataset}"

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source .venv/bin/activate
 snakemake --profile profiles/demo all "$@"
-snakemake --profile profiles/demo --report results/report.html
-echo "demo: done; results in results/, report in results/report.html"
+report=$(python -c "from workflow_scripts import paths; print(paths.REPORT)")
+snakemake --profile profiles/demo --report "$report"
+echo "demo: done; results in $(dirname "$report")/, report in $report"

@@ -76,8 +76,8 @@ def test_counts_per_site_and_substituent(tmp_path):
         [
             "--manifest",
             str(manifest),
-            "--hosts-dir",
-            str(hosts),
+            "--hosts",
+            *map(str, sorted(hosts.glob("*.json"))),
             "--settings",
             str(settings),
             "--dataset-name",

@@ -130,6 +130,15 @@ def _settings(tmp_path):
     return path
 
 
+def _keyed(folder, suffix) -> dict:
+    """{(model, data set): file} of every ``folder/{model}/{data set}{suffix}``."""
+    return {(p.parent.name, p.stem): p for p in sorted(folder.glob(f"*/*{suffix}"))}
+
+
+def _keyed_flags(flag, folder, suffix) -> list[str]:
+    return [f"{flag}={m}/{d}={p}" for (m, d), p in _keyed(folder, suffix).items()]
+
+
 def _dataset_flags():
     return [flag for key, name in NAMES.items() for flag in ("--dataset", f"{key}={name}")]
 
@@ -147,10 +156,8 @@ def test_maps_table_has_every_structure_and_the_energy_errors(tmp_path):
             str(_settings(tmp_path)),
             *model_flags,
             *_dataset_flags(),
-            "--descriptors-dir",
-            str(tmp_path / "descriptors"),
-            "--predictions-dir",
-            str(tmp_path / "predictions"),
+            *_keyed_flags("--descriptor", tmp_path / "descriptors", ".npy"),
+            *_keyed_flags("--prediction", tmp_path / "predictions", ".extxyz"),
             "--out",
             str(out),
         ]
@@ -201,8 +208,8 @@ def test_maps_reject_predictions_that_do_not_match_the_descriptors(tmp_path):
             {"standard": "ft-std"},
             NAMES,
             INITIAL,
-            tmp_path / "descriptors",
-            tmp_path / "predictions",
+            _keyed(tmp_path / "descriptors", ".npy"),
+            _keyed(tmp_path / "predictions", ".extxyz"),
             settings,
         )
 
@@ -215,8 +222,8 @@ def test_maps_colour_only_the_error_roles(tmp_path):
         MODELS,
         NAMES,
         INITIAL,
-        tmp_path / "descriptors",
-        tmp_path / "predictions",
+        _keyed(tmp_path / "descriptors", ".npy"),
+        _keyed(tmp_path / "predictions", ".extxyz"),
         settings,
         error_roles=["multihead"],
     )
@@ -259,8 +266,7 @@ def test_coverage_table_holds_the_two_data_sets(tmp_path):
             "mptrj_embedding_sample=MPtrj-stand-in",
             "--dataset",
             f"{INITIAL}=Perovs-Dopants",
-            "--descriptors-dir",
-            str(tmp_path / "descriptors"),
+            *_keyed_flags("--descriptor", tmp_path / "descriptors", ".npy"),
             "--out",
             str(out),
         ]

@@ -98,11 +98,13 @@ def descriptors(tmp_path, dopants_outside=True, multihead_keeps=True):
         "ft-dopants-multihead": kept if multihead_keeps else changed,
         "ft-dopants-standard": changed if multihead_keeps else kept,
     }
+    files = {}
     for model, sets in models.items():
         (tmp_path / "descriptors" / model).mkdir(parents=True, exist_ok=True)
         for key, value in sets.items():
-            np.save(tmp_path / "descriptors" / model / f"{key}.npy", value.astype(np.float32))
-    return tmp_path / "descriptors"
+            files[model, key] = tmp_path / "descriptors" / model / f"{key}.npy"
+            np.save(files[model, key], value.astype(np.float32))
+    return files
 
 
 def by_id(results):
@@ -115,7 +117,7 @@ def test_every_finding_reproduced_when_the_tables_show_it(tmp_path):
         VARIANTS,
         LR,
         force_shift_summary=force_shift(tmp_path, 0.12, 0.05),
-        descriptors_dir=descriptors(tmp_path),
+        descriptors=descriptors(tmp_path),
     )
     assert [f.id for f in results] == list("abcdefghij")
     assert {f.id: f.verdict for f in results} == dict.fromkeys("abcdefghij", "reproduced")
@@ -138,7 +140,7 @@ def test_every_finding_not_reproduced_when_the_tables_contradict_it(tmp_path):
         VARIANTS,
         LR,
         force_shift_summary=force_shift(tmp_path, 0.03, 0.05),
-        descriptors_dir=descriptors(tmp_path, dopants_outside=False, multihead_keeps=False),
+        descriptors=descriptors(tmp_path, dopants_outside=False, multihead_keeps=False),
     )
     assert {f.id: f.verdict for f in results} == dict.fromkeys("abcdefghij", "not reproduced")
     rows = by_id(results)

@@ -98,6 +98,14 @@ def test_per_element_and_per_substituent_errors():
     assert by_substituent["Zr"][3:] == (pytest.approx(0.1), "raw")
 
 
+def _prediction_flags(root) -> list[str]:
+    """``--prediction MODEL/TEST_SET=FILE`` for every file under ``root/{model}/``."""
+    return [
+        f"--prediction={path.parent.name}/{path.stem}={path}"
+        for path in sorted(root.glob("*/*.extxyz"))
+    ]
+
+
 def _write_predictions(root, model, test_set, force_error, skip_last=False, head="Default"):
     frames = []
     for index in range(3):
@@ -144,7 +152,7 @@ def test_tables_have_the_study_layout_with_names_from_config(tmp_path):
     (tmp_path / "foundation.json").write_text(json.dumps({"name": "MACE-stand-in-foundation"}))
     out = tmp_path / "metrics"
     metrics.main(
-        ["tables", "--predictions-dir", str(predictions), "--models", "zero-shot", "ft-mh",
+        ["tables", *_prediction_flags(predictions), "--models", "zero-shot", "ft-mh",
          "scratch", "--variants-config", str(config / "variants.json"),
          "--evaluation-config", str(config / "evaluation.json"),
          "--baselines-config", str(config / "baselines.json"),
@@ -246,7 +254,7 @@ def test_cross_code_cells_use_aligned_energies_and_within_code_cells_raw(tmp_pat
     out = tmp_path / "metrics"
     fit_file = _alignment_fit(tmp_path)
     metrics.main(
-        ["tables", "--predictions-dir", str(predictions), "--models", "zero", "ft",
+        ["tables", *_prediction_flags(predictions), "--models", "zero", "ft",
          "--variants-config", str(config / "variants.json"),
          "--evaluation-config", str(config / "evaluation.json"),
          "--baselines-config", str(config / "baselines.json"),

@@ -85,6 +85,7 @@ METRICS_DIR = f"{RESULTS}/metrics"
 METRIC = f"{METRICS_DIR}/{{table}}.{{suffix}}"
 FIGURE = f"{RESULTS}/figures/{{name}}.{{suffix}}"
 REPORT_TABLE = f"{RESULTS}/report/{{table}}.html"
+REPORT = f"{RESULTS}/report.html"  # snakemake --report (scripts/demo.sh)
 
 # --- screening ----------------------------------------------------------------------------------
 SCREENING = f"{RESULTS}/screening/{{name}}"  # formation_energies.csv, model_comparison.md, ...

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from workflow_scripts.cli import setup_logging
+from workflow_scripts.cli import run_cli
 from workflow_scripts.defects import DefectSpec, build_defect_structure, write_manifest
 from workflow_scripts.hosts import build_host, host_properties, in_gap_window
 
@@ -204,10 +204,7 @@ def main(argv=None) -> int:
     mp.add_argument("--settings", required=True, help="JSON of the materials_project section")
     mp.add_argument("--out-folder", required=True)
     mp.set_defaults(func=fetch_materials_project)
-    args = parser.parse_args(argv)
-    setup_logging()
-    args.func(args)
-    return 0
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

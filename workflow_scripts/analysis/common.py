@@ -33,6 +33,30 @@ def load_settings(path: Path | str) -> dict:
     return settings
 
 
+def keyed_files(values: list[str] | None, flag: str) -> dict[tuple[str, str], Path]:
+    """``MODEL/DATASET=FILE`` arguments of a repeated flag as {(model, data set): file}."""
+    files = {}
+    for key, path in parse_pairs(values, flag).items():
+        model, sep, dataset = key.rpartition("/")
+        if not sep:
+            raise SystemExit(f"{flag}: expected MODEL/DATASET=FILE, got {key}={path}")
+        files[model, dataset] = Path(path)
+    return files
+
+
+def keyed_file(files: dict[tuple[str, str], Path], model: str, dataset: str, flag: str) -> Path:
+    """The file of (model, data set), or a stop naming the flag that lacks it."""
+    try:
+        return files[model, dataset]
+    except KeyError:
+        raise SystemExit(f"{flag}: no file for {model}/{dataset}") from None
+
+
+def files_folder(files: dict[tuple[str, str], Path]) -> str:
+    """The folder that holds the per-model folders of ``files`` (for figure notes)."""
+    return ", ".join(sorted({str(path.parents[1]) for path in files.values()}))
+
+
 def parse_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``["a=x", "b=y"]`` from a repeated CLI flag as ``{"a": "x", "b": "y"}``, in order."""
     pairs = {}

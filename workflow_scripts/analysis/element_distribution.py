@@ -19,14 +19,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
     add_source_note,
     apply_style,
     load_settings,
     write_figure,
 )
-from workflow_scripts.cli import setup_logging
+from workflow_scripts.cli import run_cli
 from workflow_scripts.elements import ATOMIC_NUMBER
 
 log = logging.getLogger(__name__)
@@ -132,14 +131,16 @@ def run(args) -> None:
 
     settings = load_settings(args.settings)
     manifest = pd.read_csv(args.manifest, keep_default_na=False)
-    hosts = {
-        host: host_site_elements(Path(args.hosts_dir) / f"{host}.json")
-        for host in sorted(set(manifest["host"]))
-    }
+    files = {Path(path).stem: Path(path) for path in args.hosts}
+    missing = sorted(set(manifest["host"]) - set(files))
+    if missing:
+        raise SystemExit(f"--hosts: no structure file for host(s) {missing} of {args.manifest}")
+    hosts = {host: host_site_elements(files[host]) for host in sorted(set(manifest["host"]))}
+    folders = sorted({str(path.parent) for path in files.values()})
     table = element_counts(manifest, hosts)
     title = f"Elements of {args.dataset_name}"
     note = (
-        f"Data: {args.manifest} and host structures in {args.hosts_dir}. "
+        f"Data: {args.manifest} and host structures in {', '.join(folders)}. "
         f"Run: {settings['run_label']}"
     )
     write_figure(draw(table, len(manifest), title, note), args.out, table)
@@ -149,14 +150,13 @@ def run(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, help="the defect manifest (CSV)")
-    parser.add_argument("--hosts-dir", default=paths.HOSTS_DIR, help="holds {host}.json")
+    parser.add_argument(
+        "--hosts", nargs="+", required=True, help="each host's structure JSON ({host}.json)"
+    )
     parser.add_argument("--settings", required=True, help="the analysis settings (JSON)")
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
-    args = parser.parse_args(argv)
-    setup_logging()
-    run(args)
-    return 0
+    return run_cli(parser, argv, run)
 
 
 if __name__ == "__main__":

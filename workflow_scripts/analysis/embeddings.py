@@ -12,14 +12,15 @@
         --dataset mptrj_embedding_sample=MPtrj --dataset omat24=OMat24 \
         --dataset "perovs_dopants_initial=Perovs-Dopants (initial structures)" \
         --error-dataset perovs_dopants_initial --error-role standard --error-role multihead \
-        --descriptors-dir descriptors --predictions-dir predictions \
+        --descriptor MACE-MP-0b3/omat24=descriptors/MACE-MP-0b3/omat24.npy ... \
+        --prediction ft-dopants-standard/perovs_dopants_initial=PREDICTIONS.extxyz ... \
         --out figures/embedding_maps.png
     python -m workflow_scripts.analysis.embeddings coverage --settings ... --model MACE-MP-0b3 \
         --dataset mptrj_embedding_sample=MPtrj --dataset perovs_dopants=Perovs-Dopants \
-        --descriptors-dir descriptors --out figures/dataset_coverage_tsne.png
+        --descriptor MACE-MP-0b3/perovs_dopants=D.npy ... --out figures/dataset_coverage_tsne.png
 
-Descriptors are ``{descriptors-dir}/{model}/{dataset}.npy`` (one row per frame of the data
-set, in file order); energy errors come from ``{predictions-dir}/{model}/{dataset}.extxyz``
+Descriptors are the ``--descriptor`` files, one per model and data set (one row per frame of
+the data set, in file order); energy errors come from the ``--prediction`` files
 (``MACE_energy`` against ``REF_energy``, eV/atom). ``maps`` draws t-SNE (top) and PHATE
 (bottom) per model, coloured by data set; the PHATE maps of the ``--error-role`` models
 (default: every model but the ``pretrained`` one) colour the error data set's points by
@@ -36,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts import paths
 from workflow_scripts.analysis.common import (
+    files_folder,
+    keyed_file,
+    keyed_files,
     load_settings,
     parse_pairs,
     read_frames,
@@ -45,7 +48,7 @@ from workflow_scripts.analysis.common import (
 )
 from workflow_scripts.analysis.embedding_figures import draw_coverage, draw_maps
 from workflow_scripts.analysis.structure_sets import initial_frames, sample_frames
-from workflow_scripts.cli import setup_logging
+from workflow_scripts.cli import run_cli
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,10 @@ log = logging.getLogger(__name__)
 # --- descriptors, errors, projections ------------------------------------------------------
 
 
-def load_descriptors(directory: Path, model: str, dataset: str) -> np.ndarray:
-    path = Path(directory) / model / f"{dataset}.npy"
+def load_descriptors(files: dict, model: str, dataset: str) -> np.ndarray:
+    """The (structures, features) matrix of one model on one data set, from ``files``
+    ({(model, data set): .npy file})."""
+    path = keyed_file(files, model, dataset, "--descriptor")
     matrix = np.load(path)
     if matrix.ndim != 2 or len(matrix) == 0:
         raise ValueError(f"{path}: expected a non-empty (structures, features) matrix")
@@ -134,9 +139,9 @@ def phate_map(points: np.ndarray, settings: dict, seed: int, threads: int = 1) -
     return np.asarray(operator.fit_transform(points))
 
 
-def _stack(descriptors_dir: Path, model: str, datasets: dict[str, str]):
+def _stack(descriptors: dict, model: str, datasets: dict[str, str]):
     """Descriptors of every data set for one model, and the row ranges of each data set."""
-    blocks = [load_descriptors(descriptors_dir, model, key) for key in datasets]
+    blocks = [load_descriptors(descriptors, model, key) for key in datasets]
     widths = {block.shape[1] for block in blocks}
     if len(widths) != 1:
         raise ValueError(f"descriptors of {model} differ in width across data sets: {widths}")
@@ -167,8 +172,8 @@ def embedding_table(
     models: dict[str, str],
     datasets: dict[str, str],
     error_dataset: str,
-    descriptors_dir: Path,
-    predictions_dir: Path | None,
+    descriptors: dict,
+    predictions: dict | None,
     settings: dict,
     threads: int = 1,
     error_roles=None,
@@ -187,12 +192,12 @@ def embedding_table(
         error_roles = [role for role in models if role != "pretrained"]
     tables = []
     for role, model in models.items():
-        points, sizes = _stack(descriptors_dir, model, datasets)
+        points, sizes = _stack(descriptors, model, datasets)
         table = _rows(role, model, datasets, sizes)
         table["energy_error_ev_per_atom"] = np.nan
         table["substituent"] = ""
-        if role in error_roles and predictions_dir is not None:
-            path = Path(predictions_dir) / model / f"{error_dataset}.extxyz"
+        if role in error_roles and predictions is not None:
+            path = keyed_file(predictions, model, error_dataset, "--prediction")
             model_scale = (energy_scales or {}).get(model)
             label_scale = energy_alignment.LABEL_SCALES.get(error_dataset)
             errors, substituents = energy_errors(path, model_scale, label_scale, fit)
@@ -213,10 +218,10 @@ def embedding_table(
 
 
 def coverage_table(
-    model: str, datasets: dict[str, str], descriptors_dir: Path, settings: dict, threads: int = 1
+    model: str, datasets: dict[str, str], descriptors: dict, settings: dict, threads: int = 1
 ):
     """t-SNE of one model's descriptors of the given data sets (Fig. 3b)."""
-    points, sizes = _stack(descriptors_dir, model, datasets)
+    points, sizes = _stack(descriptors, model, datasets)
     table = _rows("pretrained", model, datasets, sizes)
     tsne = tsne_map(points, settings["tsne"], settings["seed"], threads)
     table["tsne_1"], table["tsne_2"] = tsne[:, 0], tsne[:, 1]
@@ -244,12 +249,14 @@ def run_maps(args) -> None:
     settings = load_settings(args.settings)
     models = parse_pairs(args.model, "--model")
     datasets = parse_pairs(args.dataset, "--dataset")
+    descriptors = keyed_files(args.descriptor, "--descriptor")
+    predictions = keyed_files(args.prediction, "--prediction")
     table = embedding_table(
         models,
         datasets,
         args.error_dataset,
-        Path(args.descriptors_dir),
-        Path(args.predictions_dir),
+        descriptors,
+        predictions,
         settings,
         args.threads,
         args.error_role,
@@ -259,8 +266,8 @@ def run_maps(args) -> None:
     names = ", ".join(datasets.values())
     title = f"Per-structure mean MACE descriptors of {names}"
     note = (
-        f"Descriptors: {args.descriptors_dir}/<model>/<data set>.npy; energy errors: "
-        f"{args.predictions_dir}/<model>/{args.error_dataset}.extxyz. "
+        f"Descriptors: {files_folder(descriptors)}/<model>/<data set>.npy; energy errors: "
+        f"{files_folder(predictions)}/<model>/{args.error_dataset}.extxyz. "
         f"Run: {settings['run_label']}"
     )
     write_figure(draw_maps(table, args.error_dataset, title, note), args.out, table)
@@ -269,9 +276,10 @@ def run_maps(args) -> None:
 def run_coverage(args) -> None:
     settings = load_settings(args.settings)
     datasets = parse_pairs(args.dataset, "--dataset")
-    table = coverage_table(args.model, datasets, Path(args.descriptors_dir), settings, args.threads)
+    descriptors = keyed_files(args.descriptor, "--descriptor")
+    table = coverage_table(args.model, datasets, descriptors, settings, args.threads)
     title = f"Chemical space covered, t-SNE of {args.model} descriptors"
-    note = f"Descriptors: {args.descriptors_dir}/{args.model}/. Run: {settings['run_label']}"
+    note = f"Descriptors: {files_folder(descriptors)}/{args.model}/. Run: {settings['run_label']}"
     write_figure(draw_coverage(table, title, note), args.out, table)
 
 
@@ -297,7 +305,9 @@ def main(argv=None) -> int:
         help="role whose PHATE map is coloured by energy error (repeat; default: all but "
         "pretrained)",
     )
-    maps.add_argument("--predictions-dir", default=paths.PREDICTIONS_DIR)
+    maps.add_argument(
+        "--prediction", action="append", default=[], help="MODEL/DATASET=FILE (repeat)"
+    )
     maps.add_argument(
         "--energy-scale",
         action="append",
@@ -313,13 +323,12 @@ def main(argv=None) -> int:
     for cmd in (maps, coverage):
         cmd.add_argument("--settings", required=True, help="the analysis settings (JSON)")
         cmd.add_argument("--dataset", action="append", required=True, help="KEY=DISPLAY NAME")
-        cmd.add_argument("--descriptors-dir", default=paths.DESCRIPTORS_DIR)
+        cmd.add_argument(
+            "--descriptor", action="append", default=[], help="MODEL/DATASET=FILE (repeat)"
+        )
         cmd.add_argument("--threads", type=int, default=1)
         cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
-    args = parser.parse_args(argv)
-    setup_logging()
-    args.func(args)
-    return 0
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

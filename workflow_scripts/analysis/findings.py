@@ -5,7 +5,7 @@
         --analysis-config analysis.json \
         --reference-config reference.json \
         --force-shift-summary figures/force_shift_density_summary.csv \
-        --descriptors-dir descriptors --config-file config.yaml \
+        --descriptor MODEL/DATASET=FILE ... --config-file config.yaml \
         --out metrics/findings.csv
 
 Writes ``findings.csv`` and ``findings.md`` (same rows): one row per finding with the numbers
@@ -65,7 +65,7 @@ def check_all(
     default_lr: float,
     chosen: dict | None = None,
     force_shift_summary: Path | None = None,
-    descriptors_dir: Path | None = None,
+    descriptors: dict | None = None,
 ) -> list[Finding]:
     """Every finding, in order; one that cannot be checked says why."""
     roles = finding_models(variants, default_lr, chosen)
@@ -80,8 +80,8 @@ def check_all(
         "f": lambda: check_f(forces, roles),
         "g": lambda: check_g(forces, roles),
         "h": lambda: check_h(force_shift_summary),
-        "i": lambda: check_i(descriptors_dir, roles),
-        "j": lambda: check_j(descriptors_dir, roles),
+        "i": lambda: check_i(descriptors, roles),
+        "j": lambda: check_j(descriptors, roles),
     }
     results = []
     for key, check in checks.items():
@@ -157,7 +157,9 @@ def parse_args(argv=None):
     parser.add_argument("--analysis-config", required=True, type=Path)
     parser.add_argument("--reference-config", required=True, type=Path)
     parser.add_argument("--force-shift-summary", type=Path, help="force_shift_density_summary.csv")
-    parser.add_argument("--descriptors-dir", type=Path, help="holds {model}/{data set}.npy")
+    parser.add_argument(
+        "--descriptor", action="append", default=[], help="MODEL/DATASET=FILE (repeat)"
+    )
     parser.add_argument(
         "--labeller", action="append", default=[], help="TEST_SET=MODEL that made its labels"
     )
@@ -173,7 +175,12 @@ def run(args) -> list[Finding]:
     import pandas as pd
 
     from workflow_scripts.analysis import baseline_findings
-    from workflow_scripts.analysis.common import load_settings, parse_pairs
+    from workflow_scripts.analysis.common import (
+        files_folder,
+        keyed_files,
+        load_settings,
+        parse_pairs,
+    )
 
     variants = json.loads(args.variants_config.read_text())
     variants.pop("run_label", None)
@@ -181,18 +188,20 @@ def run(args) -> list[Finding]:
     reference = json.loads(args.reference_config.read_text())
     settings = load_settings(args.analysis_config)
     default_lr = mace.get("hyperparameters", {}).get("lr", 1.0e-5)
+    descriptors = keyed_files(args.descriptor, "--descriptor")
     findings = check_all(
         pd.read_csv(args.table_a1),
         variants,
         default_lr,
         settings.get("models"),
         args.force_shift_summary,
-        args.descriptors_dir,
+        descriptors,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([f.row() for f in findings], columns=list(COLUMNS)).to_csv(args.out, index=False)
     inputs = [str(args.table_a1)]
-    inputs += [str(p) for p in (args.force_shift_summary, args.descriptors_dir) if p]
+    descriptor_folder = files_folder(descriptors) if descriptors else None
+    inputs += [str(p) for p in (args.force_shift_summary, descriptor_folder) if p]
     header = md_header(
         settings["run_label"], args.config_file, uses_standins(reference, mace), inputs
     )

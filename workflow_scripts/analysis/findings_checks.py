@@ -287,19 +287,22 @@ def nn_distance_ratio(points: np.ndarray, reference: np.ndarray) -> NeighbourRat
     )
 
 
-def _descriptors(directory: Path | None, model: str, dataset: str) -> np.ndarray:
-    if directory is None:
-        raise NotComputed("no descriptors directory given")
-    path = Path(directory) / model / f"{dataset}.npy"
-    if not path.is_file():
+def _descriptors(files: dict | None, model: str, dataset: str) -> np.ndarray:
+    """One model's descriptors of one data set, from ``files`` ({(model, data set): file})."""
+    if not files:
+        raise NotComputed("no descriptor files given")
+    path = files.get((model, dataset))
+    if path is None:
+        raise NotComputed(f"no descriptor file of {model} on {dataset} given")
+    if not Path(path).is_file():
         raise NotComputed(f"{path} does not exist")
     return np.load(path)
 
 
-def check_i(descriptors_dir: Path | None, roles: dict) -> Finding:
+def check_i(descriptors: dict | None, roles: dict) -> Finding:
     (pretrained,) = require(roles, "pretrained")
-    mptrj = _descriptors(descriptors_dir, pretrained, analysis_plan.EMBEDDING_SAMPLE)
-    dopants = _descriptors(descriptors_dir, pretrained, analysis_plan.INITIAL_STRUCTURES)
+    mptrj = _descriptors(descriptors, pretrained, analysis_plan.EMBEDDING_SAMPLE)
+    dopants = _descriptors(descriptors, pretrained, analysis_plan.INITIAL_STRUCTURES)
     result = nn_distance_ratio(dopants, mptrj)
     return Finding(
         "i",
@@ -316,12 +319,12 @@ def check_i(descriptors_dir: Path | None, roles: dict) -> Finding:
     )
 
 
-def check_j(descriptors_dir: Path | None, roles: dict) -> Finding:
+def check_j(descriptors: dict | None, roles: dict) -> Finding:
     pretrained, standard, multihead = require(roles, "pretrained", "standard", "multihead")
     datasets = analysis_plan.MAP_DATASETS
 
     def stacked(model):
-        return np.concatenate([_descriptors(descriptors_dir, model, d) for d in datasets])
+        return np.concatenate([_descriptors(descriptors, model, d) for d in datasets])
 
     base = stacked(pretrained)
     to_standard = linear_cka(base, stacked(standard))

@@ -39,7 +39,7 @@ from workflow_scripts.analysis.periodic_table import (
     elements_with_u,
     table_position,
 )
-from workflow_scripts.cli import setup_logging
+from workflow_scripts.cli import run_cli
 from workflow_scripts.elements import ATOMIC_NUMBER
 
 log = logging.getLogger(__name__)
@@ -382,10 +382,7 @@ def main(argv=None) -> int:
         )
         cmd.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
         cmd.set_defaults(func=func)
-    args = parser.parse_args(argv)
-    setup_logging()
-    args.func(args)
-    return 0
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

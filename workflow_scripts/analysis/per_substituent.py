@@ -29,7 +29,7 @@ from workflow_scripts.analysis.common import (
     load_settings,
     write_figure,
 )
-from workflow_scripts.cli import setup_logging
+from workflow_scripts.cli import run_cli
 from workflow_scripts.elements import ATOMIC_NUMBER
 from workflow_scripts.mace.metrics import PER_SUBSTITUENT_COLUMNS
 
@@ -193,10 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", required=True, help="the analysis settings (JSON)")
     parser.add_argument("--dataset-name", required=True, help="shown in the title")
     parser.add_argument("--out", required=True, help="PNG; the CSV is written beside it")
-    args = parser.parse_args(argv)
-    setup_logging()
-    run(args)
-    return 0
+    return run_cli(parser, argv, run)
 
 
 if __name__ == "__main__":

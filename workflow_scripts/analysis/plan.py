@@ -146,41 +146,46 @@ def labeller_flags(config: dict) -> str:
     return pair_flags("--labeller", pairs)
 
 
+def map_descriptor_keys(config: dict) -> list[tuple[str, str]]:
+    """(model, data set) of every descriptor file of the embedding maps."""
+    return [(required_model(config, role), dataset) for role in ROLES for dataset in MAP_DATASETS]
+
+
 def map_descriptor_files(config: dict) -> list[str]:
     """Descriptors of every (model, data set) of the embedding maps."""
-    return [
-        descriptors_file(required_model(config, role), dataset)
-        for role in ROLES
-        for dataset in MAP_DATASETS
-    ]
+    return [descriptors_file(model, dataset) for model, dataset in map_descriptor_keys(config)]
+
+
+def map_prediction_keys(config: dict) -> list[tuple[str, str]]:
+    """(model, data set) of the predictions whose energy errors colour the finetuned models'
+    PHATE maps."""
+    return [(required_model(config, role), MAP_ERROR_DATASET) for role in MAP_ERROR_ROLES]
 
 
 def map_prediction_files(config: dict) -> list[str]:
     """Predictions whose energy errors colour the finetuned models' PHATE maps."""
-    return [
-        predictions_file(required_model(config, role), MAP_ERROR_DATASET)
-        for role in MAP_ERROR_ROLES
-    ]
+    return [predictions_file(model, dataset) for model, dataset in map_prediction_keys(config)]
 
 
 def error_role_flags() -> str:
     return " ".join(f"--error-role {role}" for role in MAP_ERROR_ROLES)
 
 
-def findings_descriptor_files(config: dict) -> list[str]:
+def findings_descriptor_keys(config: dict) -> list[tuple[str, str]]:
     """Descriptors the findings need: the pretrained model's of the MPtrj sample and the
     initial structures (out-of-distribution check), and, when every role of the maps has a
     model, those of the maps (pretrained vs finetuned embeddings)."""
     models = analysis_models(config)
     if not models["pretrained"]:
         return []
-    files = [
-        descriptors_file(models["pretrained"], dataset)
-        for dataset in (EMBEDDING_SAMPLE, INITIAL_STRUCTURES)
-    ]
+    keys = [(models["pretrained"], dataset) for dataset in (EMBEDDING_SAMPLE, INITIAL_STRUCTURES)]
     if all(models.values()):
-        files += [f for f in map_descriptor_files(config) if f not in files]
-    return files
+        keys += [key for key in map_descriptor_keys(config) if key not in keys]
+    return keys
+
+
+def findings_descriptor_files(config: dict) -> list[str]:
+    return [descriptors_file(model, dataset) for model, dataset in findings_descriptor_keys(config)]
 
 
 def findings_force_shift_files(config: dict) -> list[str]:
@@ -190,9 +195,23 @@ def findings_force_shift_files(config: dict) -> list[str]:
     return [paths.figure("force_shift_density_summary", "csv")]
 
 
-def coverage_descriptor_files(config: dict) -> list[str]:
+def coverage_descriptor_keys(config: dict) -> list[tuple[str, str]]:
     model = required_model(config, "pretrained")
-    return [descriptors_file(model, dataset) for dataset in COVERAGE_DATASETS]
+    return [(model, dataset) for dataset in COVERAGE_DATASETS]
+
+
+def coverage_descriptor_files(config: dict) -> list[str]:
+    return [descriptors_file(model, dataset) for model, dataset in coverage_descriptor_keys(config)]
+
+
+def descriptor_flags(keys) -> str:
+    """``--descriptor MODEL/DATASET=FILE`` for each (model, data set)."""
+    return " ".join(f"--descriptor {m}/{d}={descriptors_file(m, d)}" for m, d in keys)
+
+
+def prediction_flags(keys) -> str:
+    """``--prediction MODEL/DATASET=FILE`` for each (model, data set)."""
+    return " ".join(f"--prediction {m}/{d}={predictions_file(m, d)}" for m, d in keys)
 
 
 def model_flags(config: dict) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.analysis import alignment_fit, energy_alignment
+from workflow_scripts.analysis.common import parse_pairs
 from workflow_scripts.formatting import format_number
 from workflow_scripts.mace import settings
 from workflow_scripts.mace.errors import (
@@ -106,7 +107,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def build_tables(
-    predictions_dir: Path,
+    predictions: dict[tuple[str, str], Path],
     models: list[str],
     test_sets: list[str],
     labels: list[dict],
@@ -114,14 +115,15 @@ def build_tables(
     model_scales: dict[str, str] | None = None,
     fit: alignment_fit.AlignmentFit | None = None,
 ) -> dict:
-    """All metric rows: summary (Table A1), per element, per substituent. ``model_scales``:
-    model -> energy scale (default: every model on its test sets' scale, i.e. raw)."""
+    """All metric rows: summary (Table A1), per element, per substituent. ``predictions``:
+    (model, test set) -> its predictions file. ``model_scales``: model -> energy scale
+    (default: every model on its test sets' scale, i.e. raw)."""
     from workflow_scripts.mace.evaluate import read_frames
 
     summary_rows, element_rows, substituent_rows = [], [], []
     for model, label in zip(models, labels, strict=True):
         for test_set in test_sets:
-            errors = collect(read_frames(predictions_dir / model / f"{test_set}.extxyz"))
+            errors = collect(read_frames(predictions[model, test_set]))
             head = head_label(label["method"], errors.heads)
             label_scale = energy_alignment.label_energy_scale(test_set)
             model_scale = (model_scales or {}).get(model, label_scale)
@@ -303,12 +305,27 @@ def write_tables(
     )
 
 
+def prediction_files(values: list[str], models, test_sets) -> dict[tuple[str, str], Path]:
+    """``MODEL/TEST_SET=FILE`` arguments; stops naming any model and test set left without."""
+    files = {}
+    for key, path in parse_pairs(values, "--prediction").items():
+        model, _, test_set = key.rpartition("/")
+        files[model, test_set] = Path(path)
+    missing = [f"{m}/{t}" for m in models for t in test_sets if (m, t) not in files]
+    if missing:
+        raise SystemExit(f"--prediction: no predictions file for {', '.join(missing)}")
+    return files
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.mace.metrics")
     commands = parser.add_subparsers(dest="command", required=True)
     tables = commands.add_parser("tables", help="metric tables from prediction files")
     tables.add_argument(
-        "--predictions-dir", required=True, type=Path, help="holds {model}/{test_set}.extxyz"
+        "--prediction",
+        action="append",
+        default=[],
+        help="MODEL/TEST_SET=FILE, one per model and test set",
     )
     tables.add_argument("--models", required=True, nargs="+", help="rows, in order")
     tables.add_argument("--variants-config", required=True, type=Path)
@@ -345,9 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models
     }
     fit = alignment_fit.load_fit(args.energy_alignment) if args.energy_alignment else None
-    tables = build_tables(
-        args.predictions_dir, args.models, test_sets, labels, names, model_scales, fit
-    )
+    predictions = prediction_files(args.prediction, args.models, test_sets)
+    tables = build_tables(predictions, args.models, test_sets, labels, names, model_scales, fit)
     fit_file = str(args.energy_alignment.with_suffix(".csv")) if args.energy_alignment else ""
     write_tables(tables, test_sets, names, args.out_dir, run_label, fit, fit_file)
     print((args.out_dir / "table1_force_mae.md").read_text())

@@ -111,6 +111,15 @@ def prediction_files(models, test_sets) -> list[str]:
     return [paths.fill(paths.PREDICTIONS, model=m, dataset=t) for m in models for t in test_sets]
 
 
+def prediction_flags(models, test_sets) -> str:
+    """``--prediction MODEL/TEST_SET=FILE`` for every model and test set (the metric tables)."""
+    return " ".join(
+        f"--prediction {m}/{t}={paths.fill(paths.PREDICTIONS, model=m, dataset=t)}"
+        for m in models
+        for t in test_sets
+    )
+
+
 def _guarded(arguments, key: str) -> list[str]:
     from workflow_scripts.mace.train_command import GUARDED_FLAGS
 
