@@ -181,7 +181,7 @@ def test_missing_variants_files_and_test_sets_are_not_computed():
     )
     assert rows["g"].verdict == "not computed (no variant finetuned on mptrj_cp2k in the config)"
     assert rows["h"].verdict.startswith("not computed (no force-shift summary")
-    assert rows["i"].verdict == "not computed (no descriptors directory given)"
+    assert rows["i"].verdict == "not computed (no descriptor files given)"
     assert rows["j"].verdict.startswith("not computed (no multihead variant")
     assert rows["d"].numbers == "" and rows["d"].criterion == findings_criteria.CRITERIA["d"]
 
