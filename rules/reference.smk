@@ -113,6 +113,7 @@ rule standin_omat24_aselmdb:
 if REFERENCE["mptrj"]["source"] == "url":
 
     rule fetch_mptrj:
+        """MPtrj's JSON downloaded from reference.mptrj.url (checked against its sha256)."""
         output:
             REFERENCE["mptrj"]["path"],
         log:
@@ -134,6 +135,7 @@ if REFERENCE["mptrj"]["source"] == "url":
 if REFERENCE["omat24"]["source"] == "url":
 
     rule fetch_omat24:
+        """OMat24's .aselmdb folder downloaded from reference.omat24.url (sha256 checked)."""
         output:
             directory(REFERENCE["omat24"]["path"]),
         log:
