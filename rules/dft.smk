@@ -21,7 +21,8 @@ CP2K = config["dft"]["resources"]
 rule cp2k_host_cell:
     """One CP2K calculation under custodian (workflow_scripts.cp2k.run): for cp2k_host_cell
     a host's CELL_OPT before its supercells are built (dft.host_cell); cp2k_relax,
-    cp2k_isolated_atom and cp2k_reference are this rule with their own task and files."""
+    cp2k_isolated_atom and cp2k_reference are this rule with their own task and files.
+    """
     input:
         structure=paths.HOST,
         settings=section_file("dft"),
