@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import logging
 import shutil
@@ -35,6 +34,7 @@ import numpy as np
 
 from workflow_scripts import paths
 from workflow_scripts.cli import setup_logging
+from workflow_scripts.files import sha256_file
 
 log = logging.getLogger("workflow_scripts.dataset_card")
 
@@ -118,14 +118,9 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def write_checksums(folder: Path, names: list[str]) -> None:
     """``SHA256SUMS`` in sha256sum's format (two spaces, text mode), sorted by file name."""
-    lines = [f"{sha256(folder / name)}  {name}\n" for name in sorted(names)]
+    lines = [f"{sha256_file(folder / name)}  {name}\n" for name in sorted(names)]
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
 
 

@@ -22,7 +22,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import shutil
@@ -40,6 +39,7 @@ from workflow_scripts.cp2k.magnetism import (
 )
 from workflow_scripts.cp2k.scf import ScfStrategy, base_strategy
 from workflow_scripts.elements import ATOMIC_NUMBER
+from workflow_scripts.files import sha256_text
 
 TASKS = ("relax", "cell_relax", "single_point", "isolated_atom")
 # Tasks with an optimiser: CP2K run type and the MOTION subsection that configures it.
@@ -112,7 +112,7 @@ def settings_hash(settings: dict, task: str | None = None) -> str:
     skip += tuple(key for key, owner in TASK_ONLY_KEYS.items() if owner != task)
     physics = {k: v for k, v in settings.items() if k not in skip}
     text = json.dumps(physics, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return sha256_text(text, 12)
 
 
 def kpoint_mesh(cell, spacing: float | None) -> tuple[int, int, int] | None:

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from workflow_scripts.files import sha256_file, write_json
 from workflow_scripts.mace import settings
 from workflow_scripts.mace.settings import STANDIN_FOUNDATION, STANDIN_FOUNDATION_NAME
 
@@ -221,7 +222,7 @@ def resolve_foundation(
             f"model name ({', '.join(mace_model_names())})"
         )
     record["model"] = model_summary(settings.load_model(out_model))
-    record["sha256"] = settings.file_sha256(out_model)
+    record["sha256"] = sha256_file(out_model)
     return record
 
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         isolated_atoms=args.isolated_atoms,
         alignment=args.alignment,
     )
-    settings.write_json(args.info, record)
+    write_json(args.info, record, indent=2, sort_keys=True, newline=True)
     print(json.dumps({key: record[key] for key in ("name", "source", "sha256")}))
     return 0
 

@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from workflow_scripts.files import sha256_file, write_json
 from workflow_scripts.mace import settings
 from workflow_scripts.mace.settings import MPTRJ_CP2K, OMAT24, PEROVS_DOPANTS
 from workflow_scripts.mace.train_check import TrainingMismatch, verify_training
@@ -155,7 +156,7 @@ def _prepare_work_dir(work_dir: Path, arguments: list[str], files: TrainingFiles
     """
     fingerprint = {
         "arguments": arguments,
-        "inputs": {str(path): settings.file_sha256(path) for path in vars(files).values() if path},
+        "inputs": {str(path): sha256_file(path) for path in vars(files).values() if path},
     }
     record = work_dir / "fingerprint.json"
     if record.is_file() and json.loads(record.read_text()) == fingerprint:
@@ -293,13 +294,13 @@ def record_training(
             "mace_version": outputs["log"]["mace_version"],
         },
         "model": outputs["model"],
-        "model_sha256": settings.file_sha256(out_model),
+        "model_sha256": sha256_file(out_model),
         "device": device,
         "threads": threads,
         "wall_time_s": round(wall_time, 2),
         "mace_outputs": outputs["paths"],
     }
-    settings.write_json(out_model.with_suffix(".json"), record)
+    write_json(out_model.with_suffix(".json"), record, indent=2, sort_keys=True, newline=True)
     return record
 
 
